@@ -1,0 +1,3 @@
+from wm_studio.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,8 @@
+"""Sub-commands of `wm-studio`, one module per group; each module has register(subparsers).
+
+A handler gets the parsed arguments and returns an exit code. It raises WmStudioError for anything the user
+must fix: the CLI prints the message alone, without a traceback.
+"""
+from wm_studio.commands import gui
+
+COMMAND_MODULES = [gui]

@@ -1,0 +1,1 @@
+"""Random rollouts on disk and streaming datasets over them."""

@@ -1,0 +1,1 @@
+"""CMA-ES: the engine, its separable variant, restarts, termination criteria and test problems."""

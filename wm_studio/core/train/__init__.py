@@ -1,0 +1,1 @@
+"""One generator per training stage (V, M, C) and the rollout evaluators."""
