@@ -79,3 +79,10 @@ def test_generator_state_survives_json(tmp_path):
 def test_bad_generator_state():
     with pytest.raises(CheckpointError):
         restore_generator({"bit_generator": "os.system"})
+
+
+def test_written_files_have_ordinary_permissions(tmp_path):
+    path = save_json(tmp_path / "p.json", {})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -3,6 +3,10 @@
 A handler gets the parsed arguments and returns an exit code. It raises WmStudioError for anything the user
 must fix: the CLI prints the message alone, without a traceback.
 """
-from wm_studio.commands import gui
+from wm_studio.commands import es, gui
+from wm_studio.commands import collect
+from wm_studio.commands import dream, mdn
+from wm_studio.commands import vae
+from wm_studio.commands import controller, evaluate, pipeline
 
-COMMAND_MODULES = [gui]
+COMMAND_MODULES = [gui, es, collect, mdn, dream, vae, controller, evaluate, pipeline]

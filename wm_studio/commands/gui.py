@@ -4,16 +4,24 @@ from __future__ import annotations
 import os
 import sys
 
+NO_DISPLAY_ANIMATION = "wm-studio-schaffer.gif"
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("gui", help="open the studio (the default command)",
                                    description="Open the studio. With no display it says so and does the "
-                                               "headless part of its job instead.")
+                                               "headless part of its job instead: it renders the CMA-ES Schaffer "
+                                               "animation to a file (see --out).")
     parser.add_argument("--pane", default=None, help="the pane to open first (evolution, ...)")
     parser.add_argument("--generations", type=int, default=None,
-                        help="with --screenshot: CMA-ES generations to run before the picture is taken")
+                        help="CMA-ES generations to run when the studio opens (with --screenshot: before the "
+                             "picture is taken, default 30; with no display: frames of the animation, default 60)")
     parser.add_argument("--screenshot", metavar="PNG", default=None,
-                        help="open the pane offscreen if need be, let it run, save a PNG of the window and exit")
+                        help="open the pane (offscreen if there is no display) with default settings, let it "
+                             "run, save a PNG of the whole window and exit")
+    parser.add_argument("--out", metavar="FILE", default=None,
+                        help=f"with no display: where the animation goes (.gif or .mp4; default "
+                             f"./{NO_DISPLAY_ANIMATION})")
     parser.set_defaults(func=run)
 
 
@@ -27,5 +35,22 @@ def has_display() -> bool:
 
 
 def run(args) -> int:
+    if not has_display():
+        if args.screenshot is None:
+            return export_instead(args)
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"  # a screenshot needs no screen
     from wm_studio.gui.app import run_studio
     return run_studio(args)
+
+
+def export_instead(args) -> int:
+    """No display: say so in one line and render the Evolution pane's Schaffer demo to a file."""
+    from wm_studio.commands.es import DEFAULT_GENERATIONS, animate_to_file
+    from wm_studio.core.es.demo import EsSettings
+    from wm_studio.gui.render import DEFAULT_SIZE
+
+    out = args.out or NO_DISPLAY_ANIMATION
+    print(f"wm-studio: no display (DISPLAY and WAYLAND_DISPLAY are unset), so the studio cannot open a window; "
+          f"writing the CMA-ES Schaffer animation to {out} instead (--out FILE to choose).", flush=True)
+    animate_to_file(EsSettings(), args.generations or DEFAULT_GENERATIONS, out, 10.0, DEFAULT_SIZE)
+    return 0

@@ -18,6 +18,8 @@ import numpy as np
 from wm_studio.core.errors import CheckpointError
 
 META_KEY = "__meta__"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 _RNG_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 
 
@@ -27,6 +29,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; data and models should read like any other
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

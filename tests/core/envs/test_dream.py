@@ -1,0 +1,170 @@
+"""The dream env over M (and V): batched steps, seeds, temperature, the done threshold, and the dream command."""
+import numpy as np
+import pytest
+
+from wm_studio.cli import main
+from wm_studio.core.errors import ConfigError
+from wm_studio.core.export import read_animation
+from wm_studio.core.files import save_npz
+from wm_studio.core.envs.dream import DreamEnv, real_starts
+from wm_studio.core.models.mdnrnn import MDNRNN
+from wm_studio.core.models.serialization import save_model
+from wm_studio.core.models.vae import ConvVAE
+from wm_studio.core.runs import Run
+
+Z, A, H = 4, 3, 8
+
+
+def counting(mdn):
+    """Record the batch size of every LSTM call the dream makes."""
+    calls = []
+    step = mdn.step
+
+    def counted(z, action, state=None):
+        calls.append((len(z), len(action), None if state is None else state.h.shape[0]))
+        return step(z, action, state)
+    mdn.step = counted
+    return calls
+
+
+def test_a_batch_of_dreams_takes_one_lstm_call_per_step():
+    mdn = MDNRNN(Z, A, H, seed=0)
+    calls = counting(mdn)
+    env = DreamEnv(mdn, batch=4, max_steps=50, seed=1)
+    z, info = env.reset(np.zeros((4, Z), np.float32))
+    assert z.shape == (4, Z) and info["h"].shape == info["c"].shape == (4, H)
+    for _ in range(6):
+        z, reward, terminated, truncated, info = env.step(np.zeros((4, A), np.float32))
+    assert calls == [(4, 4, 4)] * 6
+    assert z.shape == (4, Z) and reward.shape == terminated.shape == truncated.shape == (4,)
+    assert info["h"].shape == (4, H) and np.abs(info["h"]).max() > 0
+    assert len({tuple(row) for row in np.round(z, 5)}) == 4      # the rows dream apart from one start
+
+
+def test_dreams_are_reproducible_from_the_seed():
+    def trajectory(seed):
+        env = DreamEnv(MDNRNN(Z, A, H, seed=0), batch=3, seed=seed, starts=np.eye(5, Z, dtype=np.float32))
+        actions = np.random.default_rng(0).uniform(-1, 1, (10, 3, A))
+        z, _ = env.reset()
+        return np.stack([z] + [env.step(a)[0] for a in actions])
+    np.testing.assert_array_equal(trajectory(7), trajectory(7))
+    assert not np.allclose(trajectory(7), trajectory(8))
+
+
+def test_temperature_widens_the_spread_of_the_next_latent():
+    mdn = MDNRNN(Z, A, H, seed=0)
+    spread = {}
+    for tau in (0.0, 0.5, 1.0, 2.0):
+        env = DreamEnv(mdn, tau=tau, batch=2000, seed=3)
+        env.reset(np.full(Z, 0.3, np.float32))       # every row at the same start: the rows are iid draws
+        z = env.step(np.zeros((2000, A), np.float32))[0]
+        spread[tau] = z.std(axis=0).mean()
+    assert spread[0.0] < 1e-5        # tau 0: the most likely component's mean, no noise
+    assert spread[0.5] < spread[1.0] < spread[2.0]
+
+
+def doom_mdn(done_logit):
+    """An M with a done head whose p(done) is sigmoid(done_logit) whatever happens."""
+    mdn = MDNRNN(Z, 2, H, predict_done=True, seed=0)
+    mdn.head.W.array[-1] = 0.0
+    mdn.head.b.array[-1] = done_logit
+    return mdn
+
+
+def test_the_done_threshold_ends_doom_dreams():
+    env = DreamEnv(doom_mdn(1.0), done_threshold=0.5, batch=2, max_steps=10, seed=0)   # p(done) = 0.73
+    z0, _ = env.reset(np.zeros((2, Z), np.float32))
+    z1, reward, terminated, truncated, info = env.step(np.zeros((2, 2), np.float32))
+    assert terminated.all() and not truncated.any() and not info["alive"].any()
+    np.testing.assert_allclose(info["done_prob"], 1 / (1 + np.exp(-1.0)), rtol=1e-5)
+    np.testing.assert_array_equal(reward, 0.0)
+    # An ended dream stays ended and frozen.
+    z2, reward, terminated, _, _ = env.step(np.zeros((2, 2), np.float32))
+    np.testing.assert_array_equal(z2, z1)
+    assert terminated.all() and reward.sum() == 0
+
+    env = DreamEnv(doom_mdn(1.0), done_threshold=0.9, batch=2, max_steps=10, seed=0)   # below the threshold
+    env.reset(np.zeros((2, Z), np.float32))
+    total = np.zeros(2)
+    for _ in range(10):
+        _, reward, terminated, truncated, _ = env.step(np.zeros((2, 2), np.float32))
+        total += reward
+    assert truncated.all() and not terminated.any()
+    np.testing.assert_array_equal(total, 10.0)     # Doom pays 1 per step survived
+
+
+def test_carracing_dreams_pay_nothing_and_stop_at_the_step_cap():
+    env = DreamEnv(MDNRNN(Z, A, H, seed=0), batch=2, max_steps=3, seed=0)
+    env.reset(np.zeros(Z, np.float32))
+    results = [env.step(np.zeros((2, A), np.float32)) for _ in range(3)]
+    assert [r[3].all() for r in results] == [False, False, True]
+    assert all(r[1].sum() == 0 for r in results)
+
+
+def test_bad_input_is_refused():
+    env = DreamEnv(MDNRNN(Z, A, H, seed=0), batch=2, seed=0)
+    with pytest.raises(ConfigError, match="initial_z must have shape"):
+        env.reset(np.zeros((3, Z), np.float32))
+    with pytest.raises(ConfigError, match="starts from real latents"):
+        env.reset()
+    env.reset(np.zeros((2, Z), np.float32))
+    with pytest.raises(ConfigError, match="actions of size 3"):
+        env.step(np.zeros((2, 2), np.float32))
+    with pytest.raises(ConfigError, match="needs V"):
+        env.render()
+    with pytest.raises(ConfigError, match="temperature"):
+        DreamEnv(MDNRNN(Z, A, H), tau=-1)
+
+
+# ---- with V, and the command ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A run folder with random-weight V and M and a few latent files."""
+    root = tmp_path_factory.mktemp("dream") / "run"
+    run = Run.create(root, {"env": "carracing", "preset": "tiny", "seed": 0, "z_size": Z, "action_size": A,
+                            "hidden": H, "predict_done": False})
+    vae, mdn = ConvVAE(Z), MDNRNN(Z, A, H, seed=0)
+    vae.dec_fc.W.array *= 30.0      # random weights barely react to z; make different latents look different
+    save_model(run.model_path("vae"), vae, {"kind": "vae", "z_size": Z})
+    save_model(run.model_path("mdn"), mdn, mdn.meta())
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        save_npz(run.latents_dir / f"rollout_{i:06d}.npz",
+                 {"mu": rng.normal(size=(10, Z)).astype(np.float32), "logvar": np.zeros((10, Z), np.float32),
+                  "actions": np.zeros((10, A), np.float32), "rewards": np.zeros(10, np.float32),
+                  "dones": np.zeros(10, bool)})
+    return run, vae
+
+
+def test_render_decodes_every_row(tiny_run):
+    run, vae = tiny_run
+    files = sorted(run.latents_dir.glob("*.npz"))
+    starts = real_starts(files, 6, np.random.default_rng(0))
+    real = np.concatenate([np.load(f)["mu"] for f in files])
+    assert starts.shape == (6, Z) and all((np.abs(real - row).max(axis=1) == 0).any() for row in starts)
+    env = DreamEnv(MDNRNN(Z, A, H, seed=0), vae, batch=3, seed=0)
+    env.reset(real[[0, 5, 13]])
+    frames = env.render()
+    assert frames.shape == (3, 64, 64, 3) and frames.dtype == np.uint8
+    assert not np.array_equal(frames[0], frames[1]) and not np.array_equal(frames[1], frames[2])
+
+
+def test_the_dream_command_writes_an_animation_that_moves(tiny_run, tmp_path, capsys):
+    run, _ = tiny_run
+    out = tmp_path / "dream.gif"
+    code = main(["dream", "--run", str(run.root), "--steps", "12", "--tau", "1.5", "--out", str(out),
+                 "--size", "64", "--seed", "3"])
+    assert code == 0, capsys.readouterr().err
+    frames = read_animation(out)
+    assert len(frames) == 12 and frames[0].shape == (64, 64, 3)
+    assert not np.array_equal(frames[0], frames[-1])
+    assert "wrote 12 frames" in capsys.readouterr().out
+
+
+def test_the_dream_command_names_the_missing_stage(tmp_path, capsys):
+    run = Run.create(tmp_path / "run", {"env": "carracing", "z_size": Z})
+    assert main(["dream", "--run", str(run.root), "--out", str(tmp_path / "d.gif")]) == 2
+    assert "wm-studio train-vae --run" in capsys.readouterr().err
+    save_model(run.model_path("vae"), ConvVAE(Z), {"kind": "vae", "z_size": Z})
+    assert main(["dream", "--run", str(run.root), "--out", str(tmp_path / "d.gif")]) == 2
+    assert "wm-studio train-mdn --run" in capsys.readouterr().err

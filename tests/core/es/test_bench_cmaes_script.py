@@ -1,0 +1,26 @@
+"""benchmarks/bench_cmaes.py must keep running: its smoke mode prints both tables and writes the JSON asked for."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.mark.slow
+def test_quick_benchmark_prints_the_tables(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_cmaes.py"), "--quick",
+                             "--json", str(tmp_path / "cmaes.json"), "--markdown", str(tmp_path / "cmaes.md")],
+                            capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "| function | n | ours: solved, median evals | pycma | cmaes |" in out
+    assert "| sphere | 5 | 3/3," in out and "| rastrigin (IPOP) | 2 |" in out
+    assert "| full | 100 |" in out and "| separable | 100 |" in out and "(2) |" in out
+    data = json.loads((tmp_path / "cmaes.json").read_text())
+    assert data["quick"] and len(data["timing"]) == 2
+    assert all(row["ours"]["successes"] == 3 for row in data["convergence"] if row["function"] == "sphere")
+    assert all(row[e]["s_per_generation"] > 0 for row in data["timing"] for e in ("ours", "pycma", "cmaes"))
+    assert "CMA-ES benchmark" in (tmp_path / "cmaes.md").read_text()

@@ -1,0 +1,347 @@
+"""The studio's main window and its Evolution pane, offscreen; every check reads back what is drawn."""
+import numpy as np
+import pytest
+from PyQt5.QtCore import QPoint, QPointF, Qt
+
+from wm_studio.core.es.demo import EsSettings, parse_vector
+from wm_studio.core.export import read_animation, read_png, write_png
+from wm_studio.gui.main_window import MainWindow
+from wm_studio.gui.panes.evolution import SPEEDS
+
+WAIT_MS = 20_000
+
+
+def open_window(qtbot, persistent=True):
+    window = MainWindow(pane="evolution", persistent=persistent)
+    qtbot.addWidget(window)
+    window.show()
+    pane = window.panes["evolution"]
+    qtbot.waitUntil(lambda: drawn_generation(pane) == 0, timeout=WAIT_MS)
+    return window, pane
+
+
+def press(qtbot, pane, key):
+    """A key press as a user makes it: the window active, the focus in the pane (shortcuts need both)."""
+    pane.window().activateWindow()
+    pane.figure.setFocus()
+    qtbot.waitUntil(pane.figure.hasFocus, timeout=WAIT_MS)
+    qtbot.keyClick(pane.figure, key)
+
+
+def drawn_generation(pane):
+    """The generation on screen; -1 while nothing is (just after a reset)."""
+    return -1 if pane.drawn_snapshot is None else pane.drawn_snapshot.generation
+
+
+def step_to(qtbot, pane, generation):
+    qtbot.waitUntil(lambda: drawn_generation(pane) >= 0, timeout=WAIT_MS)   # the start, after a reset
+    while drawn_generation(pane) < generation:
+        target = drawn_generation(pane) + 1
+        pane.step()
+        qtbot.waitUntil(lambda: drawn_generation(pane) == target, timeout=WAIT_MS)
+
+
+def scatter_points(item):
+    x, y = item.getData()
+    return np.column_stack([x, y])
+
+
+def choose(pane, function, dimension=None):
+    pane.function_box.setCurrentIndex(pane.function_box.findData(function))
+    if dimension is not None:
+        pane.dimension_spin.setValue(dimension)
+
+
+@pytest.fixture
+def studio(qtbot):
+    return open_window(qtbot)
+
+
+def test_defaults_are_the_schaffer_demo(studio):
+    window, pane = studio
+    assert window.width() == 1400 and window.height() == 900
+    assert pane.read_controls() == EsSettings()
+    assert not pane.dimension_spin.isEnabled()          # Schaffer is 2-D only
+    snapshot = pane.drawn_snapshot
+    assert np.allclose(scatter_points(pane.figure.search.mean), [[0, 0]])
+    assert np.allclose(scatter_points(pane.figure.search.solution), [[10, 10]])
+    assert scatter_points(pane.figure.search.population).shape == (0, 2)
+    assert snapshot.total == 0   # the pane runs until CMA-ES stops
+
+
+def test_a_step_draws_the_new_population_mean_ellipses_and_curves(qtbot, studio):
+    _, pane = studio
+    search, figure = pane.figure.search, pane.figure
+    step_to(qtbot, pane, 1)
+    first = pane.drawn_snapshot
+    assert np.allclose(scatter_points(search.population), first.population)
+    step_to(qtbot, pane, 2)
+    snapshot = pane.drawn_snapshot
+    assert snapshot.population.shape == (64, 2)
+    assert np.allclose(scatter_points(search.population), snapshot.population)
+    assert not np.allclose(snapshot.population, first.population)
+    # green marker = the distribution mean m, which is not the sample mean of the population
+    mean = scatter_points(search.mean)[0]
+    assert np.allclose(mean, snapshot.mean)
+    assert not np.allclose(mean, snapshot.population.mean(axis=0), atol=1e-3)
+    # the ellipses are the 1- and 2-sigma contours of sigma^2 C
+    inverse = np.linalg.inv(snapshot.cov2)
+    for item, radius in ((search.ellipse1, 1.0), (search.ellipse2, 2.0)):
+        x, y = item.getData()
+        d = np.column_stack([x, y]) - snapshot.mean
+        assert np.allclose(np.einsum("ij,jk,ik->i", d, inverse, d), radius ** 2)
+    assert np.allclose(scatter_points(search.best), [snapshot.best_so_far])
+    # curves grow by one point per generation
+    generations, best = figure.fitness.curve_data("best")
+    assert list(generations) == [1, 2] and best[-1] == snapshot.generation_best
+    assert list(figure.sigma_plot.curve_data("sigma")[1]) == [first.sigma, snapshot.sigma]
+    step_to(qtbot, pane, 3)
+    assert len(figure.fitness.curve_data("worst")[0]) == 3
+    assert "generation <b>3</b>" in figure.title.text and "evaluations 192" in figure.title.text
+
+
+def test_run_then_pause_stops_generations(qtbot, studio):
+    _, pane = studio
+    choose(pane, "rosenbrock", 10)
+    qtbot.waitUntil(lambda: pane.drawn_snapshot is not None and pane.drawn_snapshot.dimension == 10,
+                    timeout=WAIT_MS)
+    pane.speed_slider.setValue(SPEEDS.index(100))   # at full speed the run could end before the pause
+    press(qtbot, pane, Qt.Key_Space)
+    assert pane.run_button.isChecked() and pane.run_button.text() == "Pause"
+    qtbot.waitUntil(lambda: drawn_generation(pane) >= 5, timeout=WAIT_MS)
+    press(qtbot, pane, Qt.Key_Space)
+    assert not pane.run_button.isChecked()
+    qtbot.waitUntil(lambda: not pane.worker.busy, timeout=WAIT_MS)
+    qtbot.wait(100)
+    paused_at = pane.latest.generation
+    qtbot.wait(300)
+    assert pane.latest.generation == paused_at and not pane.drawn_snapshot.stop
+    press(qtbot, pane, Qt.Key_Right)
+    qtbot.waitUntil(lambda: drawn_generation(pane) == paused_at + 1, timeout=WAIT_MS)
+
+
+def test_reset_starts_again(qtbot, studio):
+    _, pane = studio
+    step_to(qtbot, pane, 3)
+    before = pane.drawn_snapshot
+    press(qtbot, pane, Qt.Key_R)
+    qtbot.waitUntil(lambda: drawn_generation(pane) == 0, timeout=WAIT_MS)
+    assert len(pane.history) == 0 and len(pane.recorded) == 1
+    assert pane.figure.fitness.curve_data("best")[0].size == 0
+    step_to(qtbot, pane, 3)
+    assert np.allclose(pane.drawn_snapshot.population, before.population)   # same seed, same run
+
+
+def test_clicking_the_plot_sets_x0(qtbot, studio):
+    _, pane = studio
+    view_box = pane.figure.search.getViewBox()
+    scene_point = view_box.mapViewToScene(QPointF(2.0, 5.0))
+    widget_point = pane.figure.mapFromScene(scene_point)
+    qtbot.mouseClick(pane.figure.viewport(), Qt.LeftButton, pos=QPoint(widget_point.x(), widget_point.y()))
+    x0 = parse_vector(pane.x0_edit.text())
+    assert np.allclose(x0, [2.0, 5.0], atol=0.15)
+    # nothing had run yet, so the run starts over from there
+    qtbot.waitUntil(lambda: pane.drawn_snapshot is not None and np.allclose(pane.drawn_snapshot.mean, x0),
+                    timeout=WAIT_MS)
+    assert np.allclose(scatter_points(pane.figure.search.start), [x0])
+
+
+def test_a_click_mid_run_waits_for_reset(qtbot, studio):
+    _, pane = studio
+    step_to(qtbot, pane, 1)
+    pane.set_x0_at(-3.0, 4.0)
+    assert parse_vector(pane.x0_edit.text()) == (-3.0, 4.0)
+    assert pane.latest.generation == 1
+    pane.reset()
+    qtbot.waitUntil(lambda: drawn_generation(pane) == 0, timeout=WAIT_MS)
+    assert np.allclose(pane.drawn_snapshot.mean, [-3, 4])
+
+
+def test_settings_persist_between_launches(qtbot):
+    window, pane = open_window(qtbot)
+    choose(pane, "sphere", 5)
+    pane.popsize_spin.setValue(20)
+    pane.mu_edit.setText("5")
+    pane.mu_edit.editingFinished.emit()
+    pane.sigma_spin.setValue(1.5)
+    pane.seed_spin.setValue(7)
+    pane.x0_edit.setText("1, 2, 3, 4, 5")
+    pane.x0_edit.editingFinished.emit()
+    pane.speed_slider.setValue(SPEEDS.index(50))
+    pane.fps_spin.setValue(24)
+    window.close()
+    assert not pane.worker.is_alive()
+
+    _, again = open_window(qtbot)
+    assert again.read_controls() == EsSettings(function="sphere", dimension=5, popsize=20, mu=5, sigma0=1.5,
+                                               seed=7, x0=(1.0, 2.0, 3.0, 4.0, 5.0))
+    assert again.speed == 50 and again.fps_spin.value() == 24
+    qtbot.waitUntil(lambda: again.drawn_snapshot.dimension == 5, timeout=WAIT_MS)
+    # and a 2-D-only problem keeps the chosen dimension for later
+    choose(again, "schaffer")
+    assert again.dimension_spin.value() == 2 and not again.dimension_spin.isEnabled()
+    choose(again, "sphere")
+    assert again.dimension_spin.value() == 5
+
+
+def test_many_dimensions_show_a_projected_population(qtbot, studio):
+    _, pane = studio
+    choose(pane, "rosenbrock", 10)
+    pane.sigma_spin.setValue(0.5)
+    pane.popsize_spin.setValue(0)        # "default"
+    pane.mu_edit.setText("")             # lambda / 2
+    pane.mu_edit.editingFinished.emit()
+    qtbot.waitUntil(lambda: pane.drawn_snapshot is not None and pane.drawn_snapshot.dimension == 10,
+                    timeout=WAIT_MS)
+    step_to(qtbot, pane, 2)
+    snapshot = pane.drawn_snapshot
+    assert snapshot.population.shape == (10, 2) and snapshot.parents == 5   # lambda = 4 + 3 ln 10 = 10
+    assert np.allclose(scatter_points(pane.figure.search.population), snapshot.population)
+    assert np.allclose(scatter_points(pane.figure.search.solution), [np.ones(10) @ snapshot.basis])
+    assert "principal axis 1" in pane.figure.search.getAxis("bottom").labelText
+    # a click picks the point of the plotted plane, in all 10 dimensions
+    pane.set_x0_at(*snapshot.mean)
+    assert np.allclose(parse_vector(pane.x0_edit.text()), snapshot.origin, atol=1e-3)
+
+
+def test_bad_settings_are_shown_not_fatal(qtbot, studio):
+    window, pane = studio
+    pane.mu_edit.setText("2000")         # more parents than lambda = 64
+    pane.mu_edit.editingFinished.emit()
+    qtbot.waitUntil(lambda: "parents" in window.log_dock.text(), timeout=WAIT_MS)
+    assert "parents" in window.statusBar().currentMessage()
+    pane.mu_edit.setText("0.25")
+    pane.mu_edit.editingFinished.emit()
+    pane.reset()
+    qtbot.waitUntil(lambda: drawn_generation(pane) == 0, timeout=WAIT_MS)
+
+
+def test_an_exception_in_the_worker_is_shown_not_fatal(qtbot, studio, monkeypatch):
+    window, pane = studio
+    real_run = EsSettings.run
+
+    def breaks_after_one(settings, generations=None):
+        stage = real_run(settings, generations)
+        yield next(stage)
+        yield next(stage)
+        raise RuntimeError("the objective exploded")
+
+    monkeypatch.setattr(EsSettings, "run", breaks_after_one)
+    pane.reset()
+    pane.worker.step(3)
+    qtbot.waitUntil(lambda: "the objective exploded" in window.log_dock.text(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: "the objective exploded" in window.statusBar().currentMessage(), timeout=WAIT_MS)
+    assert "Traceback" in window.log_dock.text()
+    assert pane.worker.is_alive() and window.isVisible()
+    monkeypatch.undo()
+    pane.reset()
+    step_to(qtbot, pane, 2)
+
+
+def test_closing_mid_run_shuts_down_cleanly(qtbot, qtlog):
+    window, pane = open_window(qtbot)
+    choose(pane, "rosenbrock", 10)
+    pane.speed_slider.setValue(SPEEDS.index(None))
+    pane.run_button.click()
+    qtbot.waitUntil(lambda: drawn_generation(pane) >= 3, timeout=WAIT_MS)
+    assert pane.worker.running
+    window.close()
+    assert not pane.worker.is_alive()
+    assert not [r for r in qtlog.records if "QThread" in r.message or "destroyed" in r.message.lower()]
+
+
+def test_record_and_export_gif_mp4_png(qtbot, studio, tmp_path):
+    _, pane = studio
+    step_to(qtbot, pane, 3)
+    assert [s.generation for s in pane.recorded] == [0, 1, 2, 3]
+    pane.size_box.setCurrentText("640 × 360")
+    pane.fps_spin.setValue(5)
+    seen = []
+    path = pane.export_animation(tmp_path / "run.gif", progress=lambda done, total: seen.append(done))
+    frames = read_animation(path)
+    assert len(frames) == 4 and frames[0].shape == (360, 640, 3)
+    assert all(np.abs(a.astype(int) - b).mean() > 0.5 for a, b in zip(frames, frames[1:]))
+    assert seen == [1, 2, 3, 4] and pane.export_progress.maximum() == 4 and pane.export_progress.isHidden()
+    mp4 = read_animation(pane.export_animation(tmp_path / "run.mp4"))
+    assert len(mp4) == 4 and mp4[0].shape == (360, 640, 3)
+    frame = pane.view_frame()
+    assert frame.shape == (pane.figure.height(), pane.figure.width(), 3)
+    assert np.array_equal(read_png(write_png(tmp_path / "view.png", frame)), frame)
+
+
+def test_help_lists_the_shortcuts(studio):
+    window, _ = studio
+    text = window.shortcuts_text()
+    for key in ("Space", "Right", "R", "Ctrl+S", "Ctrl+E"):
+        assert key in text
+
+
+def test_an_exception_escaping_a_slot_is_logged_and_shown(qtbot, studio, monkeypatch):
+    import sys
+    from wm_studio.gui.app import install_excepthook
+    window, _ = studio
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)   # restored after the test
+    install_excepthook()
+    try:
+        raise ValueError("a slot went wrong")
+    except ValueError:
+        sys.excepthook(*sys.exc_info())
+    qtbot.waitUntil(lambda: "a slot went wrong" in window.log_dock.text(), timeout=WAIT_MS)
+    assert "a slot went wrong" in window.statusBar().currentMessage()
+    assert window.isVisible()
+
+
+def test_menus_offer_export_and_panes(studio):
+    window, _ = studio
+    titles = {action.text(): action for action in window.menuBar().actions()}
+    assert set(titles) == {"&File", "&View", "&Help"}
+    file_items = [a.text() for a in titles["&File"].menu().actions() if a.text()]
+    assert any("PNG" in t for t in file_items) and any("GIF" in t for t in file_items)
+    assert any("MP4" in t for t in file_items) and any("Quit" in t for t in file_items)
+    view_items = [a.text() for a in titles["&View"].menu().actions()]
+    assert "Evolution" in view_items and "Log" in view_items
+
+
+def test_about_lists_the_versions(studio, monkeypatch):
+    from wm_studio.gui import main_window
+    window, _ = studio
+    shown = []
+    monkeypatch.setattr(main_window.QMessageBox, "about", lambda parent, title, text: shown.append(text))
+    window.show_about()
+    assert len(shown) == 1
+    for name in ("wm_studio", "Qt", "pyqtgraph", "numpy", "Chainer"):
+        assert f"<b>{name}</b>" in shown[0]
+
+
+def test_export_dialogs(qtbot, studio, tmp_path, monkeypatch):
+    from wm_studio.gui.panes import base
+    window, pane = studio
+    chosen = []
+    monkeypatch.setattr(base.QFileDialog, "getSaveFileName",
+                        lambda parent, caption, start, filter_: (chosen.pop(0), filter_))
+    chosen.append(str(tmp_path / "view"))               # the suffix is added when the user leaves it out
+    assert pane.save_png_dialog() == tmp_path / "view.png"
+    assert read_png(tmp_path / "view.png").shape[:2] == (pane.figure.height(), pane.figure.width())
+    step_to(qtbot, pane, 2)
+    chosen.append(str(tmp_path / "run.gif"))
+    assert pane.export_animation_dialog(".gif") == tmp_path / "run.gif"
+    assert len(read_animation(tmp_path / "run.gif")) == 3
+    # with nothing recorded there is nothing to ask for: the log says so
+    pane.record_check.setChecked(False)
+    pane.reset()
+    assert pane.export_animation_dialog(".mp4") is None
+    qtbot.waitUntil(lambda: "nothing to export" in window.log_dock.text(), timeout=WAIT_MS)
+
+
+def test_changing_the_problem_mid_run_waits_for_reset(qtbot, studio):
+    window, pane = studio
+    step_to(qtbot, pane, 2)
+    choose(pane, "rosenbrock", 10)                       # x0 "0" now means 10 zeros
+    assert "next Reset" in window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: pane.drawn_snapshot is not None, timeout=WAIT_MS)   # redrawn without the x0 marker
+    assert pane.drawn_snapshot.dimension == 2
+    assert scatter_points(pane.figure.search.start).shape == (0, 2)
+    pane.reset()
+    qtbot.waitUntil(lambda: pane.drawn_snapshot is not None and pane.drawn_snapshot.dimension == 10,
+                    timeout=WAIT_MS)
+    assert np.allclose(scatter_points(pane.figure.search.start), [np.zeros(10) @ pane.drawn_snapshot.basis])

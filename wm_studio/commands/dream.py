@@ -1,0 +1,67 @@
+"""`wm-studio dream`: let M dream from a real frame, decode the dream with V and write it as a GIF or MP4.
+
+The dream is driven by the collector's "brownian" random policy (wm_studio.core.data.policies): smooth random
+steering and speed for CarRacing, left / none / right held for a while for Doom. Driving it with a trained
+controller comes with the controller stage.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "dream", help="write a dream of M, decoded by V, as a GIF or MP4",
+        description="Start from the latent of a random real frame of the run, let M predict the next latents "
+                    "under random actions, decode them with V and write the frames. Needs the run's "
+                    "models/vae.npz (train-vae) and models/mdn.npz (train-mdn).")
+    parser.add_argument("--run", required=True, help="the run folder")
+    parser.add_argument("--steps", type=int, default=300, help="frames in the dream (default 300)")
+    parser.add_argument("--tau", type=float, default=1.0, help="temperature: above 1 wilder, below 1 tamer")
+    parser.add_argument("--out", required=True, help="the .gif or .mp4 file to write")
+    parser.add_argument("--seed", type=int, default=0, help="picks the start frame, the actions and the noise")
+    parser.add_argument("--fps", type=float, default=25.0, help="frames per second of the file (default 25)")
+    parser.add_argument("--size", type=int, default=256, help="width and height of the frames in pixels")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from wm_studio.core.errors import CheckpointError, ConfigError
+    from wm_studio.core.export import write_animation
+    from wm_studio.core.runs import Run
+
+    if args.steps < 1 or args.size < 1:
+        raise ConfigError("--steps and --size must be at least 1")
+    run_folder = Run.open(args.run)
+    for stage, command in (("vae", "train-vae"), ("mdn", "train-mdn")):
+        if not run_folder.model_path(stage).is_file():
+            raise CheckpointError(f"{run_folder.model_path(stage)} does not exist: run "
+                                  f"`wm-studio {command} --run {args.run}` first")
+    frames, ended = dream_frames(run_folder, args.steps, args.tau, args.seed)
+    path = write_animation(args.out, list(frames), fps=args.fps, size=(args.size, args.size))
+    note = f" (the dream ended after {len(frames) - 1} steps: M predicted the end of the episode)" if ended else ""
+    print(f"wrote {len(frames)} frames to {path}{note}")
+    return 0
+
+
+def dream_frames(run, steps: int, tau: float, seed: int) -> tuple[np.ndarray, bool]:
+    """(uint8 frames (N, 64, 64, 3) with N <= steps, whether M ended the dream early) for one dream of the run."""
+    from wm_studio.core.data.dataset import rollout_files
+    from wm_studio.core.data.policies import make_policy
+    from wm_studio.core.envs.dream import DreamEnv, decode_frames, real_starts
+    from wm_studio.core.models.mdnrnn import load_mdn
+    from wm_studio.core.models.serialization import load_vae
+
+    rng = np.random.default_rng(seed)
+    vae, mdn = load_vae(run.model_path("vae")), load_mdn(run.model_path("mdn"))
+    config = run.config
+    threshold = config.get("controller", {}).get("done_threshold", 0.5)
+    env = DreamEnv(mdn, vae, tau=tau, done_threshold=threshold, max_steps=max(steps - 1, 1), seed=seed,
+                   starts=real_starts(rollout_files(run.latents_dir), 1, rng))
+    policy = make_policy("brownian", config.get("env", "carracing"), rng)
+    z, _ = env.reset()
+    latents = [z[0]]
+    while len(latents) < steps and env.alive[0]:
+        z, *_ = env.step(policy.act(None)[None])    # the brownian policy does not look at the frame
+        latents.append(z[0])
+    return decode_frames(vae, np.stack(latents)), bool(env.terminated[0])

@@ -1,0 +1,33 @@
+"""`wm-studio evaluate`: the trained controller's mean +- std over real episodes, beside a random policy."""
+from __future__ import annotations
+
+from wm_studio.commands.controller import add_runner_options, runner_backend
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "evaluate", help="score the trained controller in the real game, beside a random policy",
+        description="Play RUN/models/controller.npz and a random policy on the same N tracks (full episodes) and "
+                    "print each one's mean +- std and the difference. --record writes the controller's first "
+                    "episode as an MP4 or GIF.")
+    parser.add_argument("--run", required=True, help="the run folder")
+    parser.add_argument("--episodes", type=int, default=20, help="episodes for each policy (default 20)")
+    parser.add_argument("--seed", type=int, default=0, help="picks the tracks (default 0)")
+    parser.add_argument("--record", metavar="OUT", default=None, help="write the first episode to OUT.mp4|.gif")
+    parser.add_argument("--fps", type=float, default=None, help="frame rate of the recording (default: the game's)")
+    parser.add_argument("--scale", type=int, default=3, help="enlarge the recorded frames this many times")
+    add_runner_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from wm_studio.core.progress import drive
+    from wm_studio.core.runs import Run
+    from wm_studio.core.train.evaluate import evaluate
+
+    run_folder = Run.open(args.run)
+    last = drive(evaluate(run_folder, args.episodes, args.seed, args.record, args.fps, args.scale,
+                          backend=runner_backend(args), workers=args.workers, cluster=args.cluster), "evaluate")
+    if last is not None and last.report is not None:
+        print("\n".join(last.report.lines()))
+    return 0

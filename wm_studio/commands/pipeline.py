@@ -1,0 +1,41 @@
+"""`wm-studio pipeline`: collect, V, M and C in order, resuming whatever is already done."""
+from __future__ import annotations
+
+import sys
+import time
+
+from wm_studio.commands.controller import add_runner_options, runner_backend
+from wm_studio.core.presets import GAMES, PRESETS
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "pipeline", help="run collect, train-vae, train-mdn and train-controller in order",
+        description="Run the whole World Models pipeline in one run folder: random rollouts, V (and the "
+                    "latents), M, then C. Every step resumes where it stopped and finished steps are skipped, "
+                    "so the same command picks up after Ctrl-C or a crash.")
+    parser.add_argument("--run", required=True, help="the run folder (created from --env and --preset if new)")
+    parser.add_argument("--env", choices=sorted(GAMES), default=None, help="the game (new runs; default carracing)")
+    parser.add_argument("--preset", choices=list(PRESETS), default=None, help="sizes of a new run (default quick)")
+    parser.add_argument("--device", default="auto", help="for V and M: auto, cpu, gpu or gpu:N (default auto)")
+    add_runner_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from wm_studio.core.backend import resolve_device
+    from wm_studio.core.pipeline import run_pipeline
+    from wm_studio.core.progress import format_duration
+    from wm_studio.core.runs import Run
+
+    backend = runner_backend(args)
+    run_folder = Run.prepare(args.run, args.env, args.preset)
+    device = resolve_device(args.device)
+    if device.notice:
+        print(f"wm-studio: {device.notice}", file=sys.stderr)
+    start = time.monotonic()
+    results = run_pipeline(run_folder, device, backend, args.workers, args.cluster)
+    ran = [r.label for r in results if not r.skipped]
+    print(f"pipeline: {len(ran)} of {len(results)} steps run ({', '.join(ran) or 'none'}) in "
+          f"{format_duration(time.monotonic() - start)}; models in {run_folder.root / 'models'}")
+    return 0

@@ -1,0 +1,45 @@
+"""`wm-studio train-vae`: train V (the ConvVAE) on the run's rollouts, then encode every rollout for M."""
+from __future__ import annotations
+
+import sys
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train-vae", help="train V, the convolutional VAE, on the run's rollouts and encode them",
+        description="Train V to compress each 64x64 frame into z, then write the latents (mu, logvar) of every "
+                    "rollout for M. Needs the rollouts that `wm-studio collect` writes. Ctrl-C (or a crash) "
+                    "loses at most a minute: the same command resumes. Options given here are recorded in the "
+                    "run's config.json.")
+    parser.add_argument("--run", required=True, help="the run folder")
+    parser.add_argument("--preset", default=None, help="paper, quick or tiny (only for a run not made yet)")
+    parser.add_argument("--epochs", type=int, default=None, help="passes over the training frames")
+    parser.add_argument("--batch-size", type=int, default=None, help="frames per batch (paper: 100)")
+    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (paper: 1e-4)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, gpu or gpu:N (default auto)")
+    parser.add_argument("--seed", type=int, default=None, help="V's seed (default: the run's seed)")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from wm_studio.core.backend import resolve_device
+    from wm_studio.core.progress import drive
+    from wm_studio.core.runs import Run
+    from wm_studio.core.train.encode import encode_rollouts
+    from wm_studio.core.train.vae_stage import VaeSettings, rollout_files_of, train_vae
+
+    rollout_files_of(Run(args.run))     # before Run.prepare, so that a wrong --run leaves no empty folder behind
+    overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed}
+    run_folder = Run.prepare(args.run, None, args.preset, overrides={"vae": overrides})
+    settings = VaeSettings.from_config(run_folder.config)
+    device = resolve_device(args.device)
+    if device.notice:
+        print(f"wm-studio: {device.notice}", file=sys.stderr)
+    print(f"V: training on {device.describe()}", file=sys.stderr)
+    last = drive(train_vae(run_folder, settings, device), "V")
+    if last is not None:
+        print(f"V: {last.summary()}; model written to {run_folder.model_path('vae')}")
+    encoded = drive(encode_rollouts(run_folder, device, batch_size=max(settings.batch_size, 100)), "encode")
+    if encoded is not None:
+        print(f"encode: {encoded.summary()}; latents in {run_folder.latents_dir}")
+    return 0

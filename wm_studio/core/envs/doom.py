@@ -1,0 +1,61 @@
+"""Doom Take Cover (vizdoom 1.3.2 through gymnasium, the optional `doom` extra) behind wm_studio's game API.
+
+`VizdoomTakeCover-v1` is made with `max_buttons_pressed=0`, which turns its action space into MultiBinary(2)
+over the scenario's buttons (MOVE_LEFT, MOVE_RIGHT): our 2-vector of buttons maps onto it one to one. The
+scenario pays 1 per step alive and has no time limit of its own; `max_steps` (2100, the paper's cap) truncates.
+vizdoom renders 320x240 without a window; the top 5/6 of the frame is kept (the paper: rows 0-400 of 480).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from wm_studio.core.envs.preprocess import preprocess_doom
+from wm_studio.core.errors import MissingDependencyError
+
+ENV_ID = "VizdoomTakeCover-v1"
+INSTALL_HINT = 'Doom Take Cover needs the doom extra (vizdoom and gymnasium): pip install -e ".[doom]"'
+
+
+def _make_gymnasium_env():
+    try:
+        import gymnasium
+        import vizdoom.gymnasium_wrapper  # noqa: F401  (registers the Vizdoom* ids with gymnasium)
+    except Exception as exc:  # ImportError, or a vizdoom build that does not load
+        raise MissingDependencyError(f"{INSTALL_HINT} ({type(exc).__name__}: {exc})") from None
+    return gymnasium.make(ENV_ID, max_buttons_pressed=0, disable_env_checker=True)
+
+
+def buttons(action) -> np.ndarray:
+    """Any 2-vector -> int8 (left, right) buttons, each pressed when its value is above 0.5; NaN is released."""
+    action = np.nan_to_num(np.asarray(action, dtype=np.float32).reshape(2), nan=0.0)
+    return (action > 0.5).astype(np.int8)
+
+
+class DoomTakeCoverEnv:
+    name = "doom"
+    action_size = 2
+
+    def __init__(self, seed: int | None = None, max_steps: int = 2100):
+        self._env = _make_gymnasium_env()
+        self.max_steps = int(max_steps)
+        self._next_seed = seed
+        self.steps = 0
+
+    def reset(self, seed: int | None = None):
+        """Start an episode; `seed` seeds the game (the env's seed from make_env on the first reset)."""
+        if seed is None:
+            seed, self._next_seed = self._next_seed, None
+        observation, _ = self._env.reset(seed=None if seed is None else int(seed))
+        self.steps = 0
+        frame = observation["screen"]
+        return preprocess_doom(frame), {"frame": frame}
+
+    def step(self, action):
+        observation, reward, terminated, truncated, _ = self._env.step(buttons(action))
+        self.steps += 1
+        truncated = bool(truncated) or self.steps >= self.max_steps
+        frame = observation["screen"]  # all zeros once the player is dead: vizdoom has no state then
+        return preprocess_doom(frame), float(reward), bool(terminated), truncated, {"frame": frame}
+
+    def close(self) -> None:
+        self._env.close()

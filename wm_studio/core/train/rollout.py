@@ -1,0 +1,318 @@
+"""Rollouts of controllers, in the real game or in M's dream, on any task runner (serial, processes, Dask).
+
+    evaluator = make_evaluator(run, runner, in_dream=False, inputs="zh")
+    rewards, steps = evaluator.evaluate(params (P, n), seeds (K,), max_steps=1000, early_stop=0)   # (P, K) each
+
+The driver owns every seed: candidate p's k-th rollout plays game seed seeds[k] (the same K seeds for every
+candidate of a generation: common random numbers, so candidates are ranked on the same tracks rather than on
+luck). A rollout is a deterministic function of (parameters, seed), so a generation's fitness is the same on
+every backend and for any number of workers.
+
+Real game, per step (the paper's order): z = mu of V's encoder on the 64x64 frame (the mean, not a sample: the
+controller reacts to the frame, not to V's noise, and the rollout stays deterministic); a = C(z, h) (Doom:
+C(z, h, c)); the game steps with a; M's LSTM steps on (z, a) to give the next (h, c). M's mixture head is not
+needed for that and is never computed. V and M run through the numpy path of wm_studio.core.train.inference.
+
+The heavy state of a worker (the game, V's encoder, M's LSTM; the dream's M and its pool of start latents) is
+built by the context spec's load(), once per worker: specs are small frozen dataclasses of paths and sizes,
+stamped with the size and modification time of the model files, so a retrained model is a new spec.
+
+Early stopping (training only, off by default for paper fidelity): `early_stop=N` ends a rollout after N
+consecutive steps of negative reward. In CarRacing every step costs 0.1 and only new road tiles pay, so N such
+steps mean the car is off the track, stuck or circling; ending there saves most of the time bad candidates
+would waste. Evaluation (`wm-studio evaluate`) always plays full episodes.
+
+The dream (Doom, as in the paper): many candidates x rollouts step together in one batched DreamEnv (one LSTM
+call per step for the whole batch); rows are cut into tasks of `rows_per_task` rows in a fixed order, so the
+result does not depend on the backend either. Row (p, k) starts from the pool latent picked by seeds[k] (common
+starts); M's sampling noise comes from a per-task seed the driver derives from the generation's seeds. A dream
+pays only where M predicts the end of the episode (Doom's done head: 1 per step survived); CarRacing's M has no
+reward head (as in the paper), so training C in a CarRacing dream is refused with one clear message.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wm_studio.core.errors import CheckpointError, ConfigError
+from wm_studio.core.models.controller import ControllerBatch, ControllerShape, Controller, to_game_action
+
+START_POOL = 1024          # real latents a dream worker can start from
+START_POOL_SEED = 2018     # fixed: every worker builds the same pool
+DREAM_ROWS_PER_TASK = 256
+
+
+def file_stamp(path) -> tuple[int, int]:
+    stat = os.stat(path)
+    return stat.st_size, stat.st_mtime_ns
+
+
+def require_model(run, stage: str, command: str) -> Path:
+    path = run.model_path(stage)
+    if not path.is_file():
+        raise CheckpointError(f"{path} does not exist: run `wm-studio {command} --run {run.root}` first")
+    return path
+
+
+def model_meta(path) -> dict[str, Any]:
+    from wm_studio.core.files import load_npz
+    return load_npz(path)[1]
+
+
+# ---- the real game -----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GameSpec:
+    """What a rollout worker needs to play controllers in the real game."""
+    game: str
+    vae_path: str
+    mdn_path: str | None        # None for a z-only controller (it never reads M)
+    inputs: str = "zh"
+    z_size: int = 32
+    hidden: int = 256
+    stamp: tuple = ()
+
+    @property
+    def shape(self) -> ControllerShape:
+        return ControllerShape(self.game, self.z_size, self.hidden, self.inputs)
+
+    def load(self) -> "GameWorld":
+        from wm_studio.core.envs import make_env
+        from wm_studio.core.models.serialization import read_model
+        from wm_studio.core.train.inference import LeanEncoder, LeanLSTM
+        encoder = LeanEncoder(read_model(self.vae_path, "vae")[0])
+        lstm = LeanLSTM(read_model(self.mdn_path, "mdn")[0]) if self.inputs == "zh" else None
+        return GameWorld(make_env(self.game), encoder, lstm, self.shape)
+
+
+class GameWorld:
+    def __init__(self, env, encoder, lstm, shape: ControllerShape):
+        self.env, self.encoder, self.lstm, self.shape = env, encoder, lstm, shape
+
+    def close(self) -> None:
+        self.env.close()
+
+
+@dataclass(frozen=True)
+class RolloutTask:
+    params: np.ndarray | None   # the controller's flat parameters; None plays the random policy
+    seed: int                   # the game's seed (the track)
+    max_steps: int
+    early_stop: int = 0         # end after this many consecutive negative rewards (0: never)
+    record: bool = False        # keep the game's full RGB frames (info["frame"])
+
+
+@dataclass(frozen=True)
+class RolloutResult:
+    reward: float
+    steps: int
+    frames: np.ndarray | None = None     # uint8 (steps + 1, H, W, 3) when recorded
+
+
+def random_policy_rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng([seed, 7])
+
+
+def play(world: GameWorld, task: RolloutTask) -> RolloutResult:
+    """One episode of the real game with a controller (or the random policy): total reward and steps."""
+    env, game = world.env, world.shape.game
+    controller = None if task.params is None else Controller(world.shape, task.params)
+    rng = random_policy_rng(task.seed) if controller is None else None
+    obs, info = env.reset(seed=int(task.seed))
+    frames = [info["frame"]] if task.record else None
+    h = c = None
+    if controller is not None and world.lstm is not None:
+        h, c = world.lstm.initial_state()
+    total, negative_run, steps = 0.0, 0, 0
+    while steps < task.max_steps:
+        if controller is None:
+            action = to_game_action(game, rng.uniform(-1.0, 1.0, world.shape.outputs))[0]
+        else:
+            z = world.encoder(obs)
+            action = controller.act(z, h, c)[0]
+        obs, reward, terminated, truncated, info = env.step(action)
+        steps += 1
+        total += reward
+        if frames is not None:
+            frames.append(info["frame"])
+        if terminated or truncated:
+            break
+        if h is not None:
+            h, c = world.lstm.step(z, action[None], h, c)
+        negative_run = negative_run + 1 if reward < 0 else 0
+        if task.early_stop and negative_run >= task.early_stop:
+            break
+    return RolloutResult(float(total), steps, None if frames is None else np.stack(frames).astype(np.uint8))
+
+
+# ---- the dream ---------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DreamSpec:
+    """What a dream worker needs: M, the real latents the dreams start from, the dream's settings."""
+    game: str
+    mdn_path: str
+    latents_dir: str
+    inputs: str = "zh"
+    z_size: int = 64
+    hidden: int = 512
+    tau: float = 1.15
+    done_threshold: float = 0.5
+    stamp: tuple = ()
+
+    @property
+    def shape(self) -> ControllerShape:
+        return ControllerShape(self.game, self.z_size, self.hidden, self.inputs)
+
+    def load(self) -> "DreamWorld":
+        from wm_studio.core.data.dataset import rollout_files
+        from wm_studio.core.envs.dream import real_starts
+        from wm_studio.core.models.mdnrnn import load_mdn
+        pool = real_starts(rollout_files(self.latents_dir), START_POOL, np.random.default_rng(START_POOL_SEED))
+        return DreamWorld(load_mdn(self.mdn_path), pool, self)
+
+
+class DreamWorld:
+    def __init__(self, mdn, pool: np.ndarray, spec: DreamSpec):
+        self.mdn, self.pool, self.spec = mdn, pool, spec
+
+
+@dataclass(frozen=True)
+class DreamTask:
+    params: np.ndarray      # (R, n): one controller per row
+    starts: np.ndarray      # (R,) indices into the worker's pool of start latents
+    seed: int               # M's sampling noise for these rows
+    max_steps: int
+
+
+def dream(world: DreamWorld, task: DreamTask) -> tuple[np.ndarray, np.ndarray]:
+    """(total rewards (R,), steps survived (R,)) of R dreams stepped together, one LSTM call per step."""
+    from wm_studio.core.envs.dream import DreamEnv
+    spec = world.spec
+    rows = len(task.params)
+    env = DreamEnv(world.mdn, tau=spec.tau, done_threshold=spec.done_threshold, max_steps=task.max_steps,
+                   batch=rows, seed=int(task.seed))
+    controllers = ControllerBatch(spec.shape, task.params)
+    z, info = env.reset(initial_z=world.pool[np.asarray(task.starts) % len(world.pool)])
+    totals, steps = np.zeros(rows), np.zeros(rows, dtype=np.int64)
+    while env.alive.any():
+        alive = env.alive.copy()
+        z, reward, _, _, info = env.step(controllers.act(z, info["h"], info["c"]))
+        totals += reward
+        steps += alive
+    return totals, steps
+
+
+# ---- evaluators: one interface over the runner -------------------------------------------------------------------
+
+class GameEvaluator:
+    """Rollouts of many controllers in the real game, one task per rollout."""
+    in_dream = False
+
+    def __init__(self, runner, spec: GameSpec):
+        self.runner, self.spec = runner, spec
+
+    @property
+    def shape(self) -> ControllerShape:
+        return self.spec.shape
+
+    def evaluate(self, params, seeds, max_steps: int, early_stop: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(rewards, steps), each (P, K): candidate p (a row of params) on every seed."""
+        params = np.atleast_2d(np.asarray(params, dtype=np.float64))
+        seeds = [int(s) for s in seeds]
+        tasks = [RolloutTask(row, seed, max_steps, early_stop) for row in params for seed in seeds]
+        rewards = np.full(len(tasks), np.nan)
+        steps = np.zeros(len(tasks), dtype=np.int64)
+        for index, result in self.runner.run(play, tasks, self.spec):
+            rewards[index], steps[index] = result.reward, result.steps
+        return rewards.reshape(len(params), len(seeds)), steps.reshape(len(params), len(seeds))
+
+
+class DreamEvaluator:
+    """Rollouts of many controllers in M's dream, rows_per_task dreams stepping together in each task."""
+    in_dream = True
+
+    def __init__(self, runner, spec: DreamSpec, rows_per_task: int = DREAM_ROWS_PER_TASK):
+        if rows_per_task < 1:
+            raise ConfigError(f"rows_per_task must be at least 1, not {rows_per_task}")
+        self.runner, self.spec, self.rows_per_task = runner, spec, int(rows_per_task)
+
+    @property
+    def shape(self) -> ControllerShape:
+        return self.spec.shape
+
+    def evaluate(self, params, seeds, max_steps: int, early_stop: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(rewards, steps), each (P, K). early_stop does not apply: a dream row ends when M says so."""
+        params = np.atleast_2d(np.asarray(params, dtype=np.float64))
+        seeds = np.asarray([int(s) for s in seeds], dtype=np.int64)
+        count, k = len(params), len(seeds)
+        rows = np.repeat(params, k, axis=0)                       # row p * K + k
+        starts = np.tile(seeds % START_POOL, count)
+        tasks = []
+        for index, lo in enumerate(range(0, len(rows), self.rows_per_task)):
+            part = slice(lo, lo + self.rows_per_task)
+            noise_seed = int(np.random.SeedSequence([*seeds.tolist(), index]).generate_state(1)[0])
+            tasks.append(DreamTask(rows[part], starts[part], noise_seed, max_steps))
+        rewards = np.full(len(rows), np.nan)
+        steps = np.zeros(len(rows), dtype=np.int64)
+        for index, (totals, survived) in self.runner.run(dream, tasks, self.spec):
+            part = slice(index * self.rows_per_task, index * self.rows_per_task + len(totals))
+            rewards[part], steps[part] = totals, survived
+        return rewards.reshape(count, k), steps.reshape(count, k)
+
+
+def game_spec(run, inputs: str = "zh") -> GameSpec:
+    """The real-game spec of a run, with its models checked (missing ones named with the command that makes them)."""
+    config = run.config
+    game = config.get("env", "carracing")
+    vae_path = require_model(run, "vae", "train-vae")
+    vae_meta = model_meta(vae_path)
+    if vae_meta.get("kind") != "vae":
+        raise CheckpointError(f"{vae_path} is not a V model file")
+    z_size = int(vae_meta["z_size"])
+    mdn_path, hidden = None, int(config.get("hidden", 256))
+    if inputs == "zh":
+        mdn_path = require_model(run, "mdn", "train-mdn")
+        hidden = _check_mdn(mdn_path, z_size, game)["hidden"]
+    stamp = (file_stamp(vae_path),) + ((file_stamp(mdn_path),) if mdn_path else ())
+    return GameSpec(game, str(vae_path), None if mdn_path is None else str(mdn_path), inputs, z_size, hidden, stamp)
+
+
+def dream_spec(run, inputs: str = "zh", tau: float = 1.15, done_threshold: float = 0.5) -> DreamSpec:
+    config = run.config
+    game = config.get("env", "carracing")
+    mdn_path = require_model(run, "mdn", "train-mdn")
+    meta = model_meta(mdn_path)
+    if not meta.get("predict_done"):
+        raise ConfigError(f"{game}'s M has no reward or done head (as in the paper), so a dream pays nothing and "
+                          f"C cannot learn in it: train C in the real game (leave out --in-dream)")
+    from wm_studio.core.data.dataset import rollout_files
+    if not rollout_files(run.latents_dir):
+        raise CheckpointError(f"{run.root} has no latents in {run.latents_dir} to start dreams from: run "
+                              f"`wm-studio train-vae --run {run.root}` first")
+    meta = _check_mdn(mdn_path, int(meta["z_size"]), game)
+    return DreamSpec(game, str(mdn_path), str(run.latents_dir), inputs, int(meta["z_size"]), int(meta["hidden"]),
+                     float(tau), float(done_threshold), (file_stamp(mdn_path),))
+
+
+def _check_mdn(path, z_size: int, game: str) -> dict:
+    from wm_studio.core.presets import GAMES
+    meta = model_meta(path)
+    if meta.get("kind") != "mdn":
+        raise CheckpointError(f"{path} is not an M model file")
+    if meta.get("z_size") != z_size or meta.get("action_size") != GAMES[game]["action_size"]:
+        raise CheckpointError(f"{path} was trained on z {meta.get('z_size')} and actions "
+                              f"{meta.get('action_size')}, but this run's V gives z {z_size} and {game} has "
+                              f"{GAMES[game]['action_size']} actions: train M again on this V's latents")
+    return meta
+
+
+def make_evaluator(run, runner, in_dream: bool = False, inputs: str = "zh", tau: float = 1.15,
+                   done_threshold: float = 0.5, rows_per_task: int = DREAM_ROWS_PER_TASK):
+    if in_dream:
+        return DreamEvaluator(runner, dream_spec(run, inputs, tau, done_threshold), rows_per_task)
+    return GameEvaluator(runner, game_spec(run, inputs))

@@ -1,0 +1,81 @@
+"""Starting the studio: the QApplication, pyqtgraph's options, the safety nets for errors, the main window."""
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+
+from PyQt5.QtCore import QtMsgType, qInstallMessageHandler
+from PyQt5.QtWidgets import QApplication
+
+from wm_studio.gui import style
+from wm_studio.gui.settings import APPLICATION, ORGANIZATION
+
+log = logging.getLogger("wm_studio.gui")
+# Harmless notes Qt prints on every headless start; kept at debug level so they do not look like problems.
+QUIET_QT_MESSAGES = ("QStandardPaths: XDG_RUNTIME_DIR not set",
+                     "This plugin does not support propagateSizeHints()")
+
+
+def make_application(argv: list[str] | None = None) -> QApplication:
+    """The QApplication with the studio's names and icon; pyqtgraph is configured before any widget exists."""
+    style.configure_pyqtgraph()
+    install_qt_message_handler()
+    app = QApplication(list(argv) if argv is not None else [sys.argv[0]])
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    app.setApplicationDisplayName("World Models Studio")
+    app.setWindowIcon(style.studio_icon())
+    return app
+
+
+def install_excepthook() -> None:
+    """An exception escaping a Qt slot is logged (the log dock and status bar show it) instead of aborting: PyQt5
+    calls qFatal() for such exceptions unless sys.excepthook has been replaced."""
+    def hook(exc_type, exc, tb):
+        if issubclass(exc_type, KeyboardInterrupt):
+            sys.__excepthook__(exc_type, exc, tb)
+            return
+        log.error("Unexpected error: %s: %s\n%s", exc_type.__name__, exc,
+                  "".join(traceback.format_exception(exc_type, exc, tb)).rstrip())
+
+    sys.excepthook = hook
+
+
+def install_qt_message_handler() -> None:
+    """Qt's own warnings go to the log too (they would otherwise only reach a terminal nobody watches)."""
+    levels = {QtMsgType.QtDebugMsg: logging.DEBUG, QtMsgType.QtInfoMsg: logging.INFO,
+              QtMsgType.QtWarningMsg: logging.WARNING, QtMsgType.QtCriticalMsg: logging.ERROR,
+              QtMsgType.QtFatalMsg: logging.CRITICAL}
+    qt_log = logging.getLogger("wm_studio.qt")
+
+    def handler(kind, context, message):
+        level = levels.get(kind, logging.WARNING)
+        if message.startswith(QUIET_QT_MESSAGES):
+            level = logging.DEBUG
+        qt_log.log(level, "%s", message)
+
+    qInstallMessageHandler(handler)
+
+
+def run_studio(args) -> int:
+    """`wm-studio gui`: open the window; with --screenshot, run the pane, save the PNG and exit."""
+    from wm_studio.gui.main_window import MainWindow
+
+    app = QApplication.instance() or make_application()
+    to_terminal = logging.StreamHandler()
+    to_terminal.setLevel(logging.WARNING)  # the log dock shows everything; the terminal only what is wrong
+    to_terminal.setFormatter(logging.Formatter("wm-studio: %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("wm_studio").addHandler(to_terminal)
+    install_excepthook()
+    window = MainWindow(pane=args.pane, persistent=args.screenshot is None)
+    window.show()
+    if args.screenshot is not None:
+        window.capture_when_ready(args.screenshot, args.generations)
+        app.exec_()
+        if window.screenshot_result == 0:
+            print(f"wm-studio: saved {args.screenshot} ({window.width()}x{window.height()})")
+        return 1 if window.screenshot_result is None else window.screenshot_result
+    if args.generations:
+        window.current_pane().prepare_view(args.generations)
+    return app.exec_()

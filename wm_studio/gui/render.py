@@ -1,0 +1,59 @@
+"""Offscreen rendering of the Evolution figure, frame by frame: `wm-studio es-animate`, the studio's no-display
+fallback and the pane's GIF/MP4 export all draw through here, so a file looks exactly like the studio."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+from PyQt5.QtCore import QEventLoop, Qt
+from PyQt5.QtWidgets import QApplication
+
+from wm_studio.core.es.demo import EsHistory, EsSettings, EsSnapshot
+from wm_studio.core.export import Progress, write_animation
+from wm_studio.gui.views.es_figure import EsFigure
+from wm_studio.gui.views.grab import grab_frame
+
+DEFAULT_SIZE = (960, 540)
+
+
+def ensure_application(offscreen: bool = True) -> QApplication:
+    """The running QApplication, or a new one (offscreen unless QT_QPA_PLATFORM says otherwise)."""
+    from wm_studio.gui.app import make_application
+    app = QApplication.instance()
+    if app is None:
+        if offscreen:
+            os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        app = make_application()
+    return app
+
+
+def render_frames(snapshots: Iterable[EsSnapshot], problem, size: tuple[int, int] = DEFAULT_SIZE,
+                  x0=None) -> Iterator[np.ndarray]:
+    """Draw each snapshot on a hidden EsFigure of `size` (width, height) and yield it as an RGB frame."""
+    figure = EsFigure()
+    figure.setAttribute(Qt.WA_DontShowOnScreen)
+    figure.resize(*size)
+    figure.show()
+    QApplication.processEvents(QEventLoop.ExcludeUserInputEvents)  # lay it out before the first frame
+    history = EsHistory()
+    try:
+        for snapshot in snapshots:
+            history.add(snapshot)
+            figure.show_snapshot(snapshot, history, problem, x0)
+            QApplication.processEvents(QEventLoop.ExcludeUserInputEvents)  # let the layout settle
+            yield grab_frame(figure)
+    finally:
+        figure.close()
+        figure.deleteLater()
+
+
+def animate(settings: EsSettings, generations: int, path, fps: float = 10.0,
+            size: tuple[int, int] = DEFAULT_SIZE, progress: Progress | None = None) -> Path:
+    """Run CMA-ES for `generations` and write one frame per snapshot (the start and each generation; fewer when
+    CMA-ES stops early) to a GIF or MP4."""
+    ensure_application()
+    problem = settings.problem()
+    frames = render_frames(settings.run(generations), problem, size, settings.start())
+    return write_animation(path, frames, fps=fps, size=size, progress=progress)

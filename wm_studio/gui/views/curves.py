@@ -1,0 +1,81 @@
+"""A plot of keyed curves over generations (or batches), optionally on a log y axis.
+
+On a log axis, values <= 0 or non-finite are left out (the curve breaks there) rather than sent to -inf.
+Training panes reuse it for losses.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt5.QtCore import Qt
+from PyQt5.QtGui import QFont
+
+from wm_studio.gui import style
+
+
+LEFT_AXIS_WIDTH = 52  # fixed, so the plots beside do not shift when the tick labels change
+
+
+class CountAxis(pg.AxisItem):
+    """An axis of whole counts (generations, batches): no ticks at 2.5."""
+
+    def tickValues(self, minVal, maxVal, size):
+        levels = [(spacing, [v for v in values if float(v).is_integer()])
+                  for spacing, values in super().tickValues(minVal, maxVal, size) if spacing >= 1]
+        return levels or [(1.0, [float(v) for v in range(int(np.ceil(minVal)), int(np.floor(maxVal)) + 1)])]
+
+
+class ValueAxis(pg.AxisItem):
+    """A log axis that, over a decade or more, labels only 1, 2 and 5 times powers of ten (the other minor ticks
+    keep their grid lines but no text, which would crowd the axis)."""
+
+    def logTickValues(self, minVal, maxVal, size, stdTicks):
+        levels = super().logTickValues(minVal, maxVal, size, stdTicks)
+        if maxVal - minVal < 1:
+            return levels
+        result = []
+        for spacing, values in levels:
+            if spacing is None:
+                mantissas = np.rint(10 ** (np.asarray(values) - np.floor(np.asarray(values))))
+                result.append((None, [v for v, m in zip(values, mantissas) if m in (1, 2, 5)]))
+                result.append((None, [v for v, m in zip(values, mantissas) if m not in (1, 2, 5)]))
+            else:
+                result.append((spacing, values))
+        return result
+
+
+class CurvesPlot(pg.PlotItem):
+    def __init__(self, title: str, y_label: str = "", x_label: str = "generation", log_y: bool = True,
+                 parent=None):
+        super().__init__(parent, axisItems={"bottom": CountAxis("bottom"), "left": ValueAxis("left")})
+        self.setTitle(title, size="10pt")
+        if x_label:
+            self.setLabel("bottom", x_label)
+        if y_label:
+            self.setLabel("left", y_label)
+        self.showGrid(x=True, y=True, alpha=0.25)
+        self.setMenuEnabled(False)
+        self.hideButtons()
+        self.log_y = log_y
+        self.setLogMode(x=False, y=log_y)
+        self._curves: dict[str, pg.PlotDataItem] = {}
+        for axis in ("left", "bottom"):
+            self.getAxis(axis).setStyle(tickFont=QFont("DejaVu Sans", 8))
+        self.getAxis("left").setWidth(LEFT_AXIS_WIDTH)
+        self.getAxis("left").setStyle(maxTextLevel=1)  # ValueAxis's third level: grid lines only
+
+    def add_curve(self, key: str, color, line=Qt.SolidLine) -> pg.PlotDataItem:
+        curve = self.plot([], [], pen=style.pen(color, line), connect="finite")
+        self._curves[key] = curve
+        return curve
+
+    def set_curve(self, key: str, x, y) -> None:
+        x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        if self.log_y:
+            y = np.where(np.isfinite(y) & (y > 0), y, np.nan)
+        self._curves[key].setData(x, y, connect="finite")
+
+    def curve_data(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """The (x, y) last given to set_curve (y in data units, not log10)."""
+        x, y = self._curves[key].getOriginalDataset()
+        return (np.empty(0), np.empty(0)) if x is None else (np.asarray(x), np.asarray(y))
