@@ -1,5 +1,6 @@
 """V's training speed on the CPU: Chainer's own layers, Chainer with wm_studio's fast layers, and PyTorch.
 
+"fast" is wm_studio.core.chainer_fast: its convolution layers and its in-place Adam step, as V's stage uses them.
 All three train the paper's ConvVAE (z 32, batch 100, Adam 1e-4, per-image squared error + floored KL) on the same
 frames, in the same process, in interleaved rounds (stock, fast, torch, stock, ...) so that a noisy machine hurts
 them alike; the table shows the median images/s of the rounds and the ratios.
@@ -53,8 +54,9 @@ class ChainerTrainer:
         import chainer
         import numpy as np
         from wm_studio.core.models.vae import ConvVAE
+        from wm_studio.core import chainer_fast
         self.model = ConvVAE(z_size, seed=0, fast_cpu=fast)
-        self.optimizer = chainer.optimizers.Adam(alpha=lr)
+        self.optimizer = (chainer_fast.Adam if fast else chainer.optimizers.Adam)(alpha=lr)
         self.optimizer.setup(self.model)
         self.rng = np.random.default_rng(0)
 
@@ -152,7 +154,7 @@ def main(argv=None) -> int:
     import numpy as np
     batches = make_batches(4, args.batch_size)
     trainers = {"chainer (stock layers)": ChainerTrainer(args.z_size, args.lr, fast=False),
-                "chainer (wm_studio fast layers)": ChainerTrainer(args.z_size, args.lr, fast=True)}
+                "chainer (wm_studio fast)": ChainerTrainer(args.z_size, args.lr, fast=True)}
     try:
         import torch
         trainers["pytorch"] = TorchTrainer(args.z_size, args.lr, threads)
@@ -178,10 +180,10 @@ def main(argv=None) -> int:
     print(f"\n{'framework':34s} {'images/s (median)':>18s} {'min':>7s} {'max':>7s}")
     for name, values in runs.items():
         print(f"{name:34s} {medians[name]:18.1f} {min(values):7.1f} {max(values):7.1f}")
-    pairs = {"fast / stock chainer": ("chainer (wm_studio fast layers)", "chainer (stock layers)")}
+    pairs = {"fast / stock chainer": ("chainer (wm_studio fast)", "chainer (stock layers)")}
     if "pytorch" in runs:
         pairs.update({"stock chainer / pytorch": ("chainer (stock layers)", "pytorch"),
-                      "fast chainer / pytorch": ("chainer (wm_studio fast layers)", "pytorch")})
+                      "fast chainer / pytorch": ("chainer (wm_studio fast)", "pytorch")})
     # Each round's figures are taken minutes apart at most, so the ratio within a round shares its noise.
     ratios = {name: {"of medians": medians[a] / medians[b],
                      "median of rounds": statistics.median(x / y for x, y in zip(runs[a], runs[b])),
@@ -194,7 +196,7 @@ def main(argv=None) -> int:
 
     profiles = {}
     if args.profile:
-        for name in ("chainer (stock layers)", "chainer (wm_studio fast layers)"):
+        for name in ("chainer (stock layers)", "chainer (wm_studio fast)"):
             profiles[name] = profile_summary(trainers[name], batches, 2, 14)
             print(f"\nprofile of {name}, by own time (numpy's dot is counted in its caller's own time):")
             print(profiles[name])

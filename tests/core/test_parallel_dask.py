@@ -1,7 +1,6 @@
 """The Dask backend of the task runner: the same contract as the process runner, on a LocalCluster and on a real
 `dask scheduler` with `dask worker` processes on 127.0.0.1 (with and without nannies), a worker killed mid-run."""
 import os
-import signal
 import socket
 import subprocess
 import sys

@@ -8,5 +8,6 @@ from wm_studio.commands import collect
 from wm_studio.commands import dream, mdn
 from wm_studio.commands import vae
 from wm_studio.commands import controller, evaluate, pipeline
+from wm_studio.commands import desktop
 
-COMMAND_MODULES = [gui, es, collect, mdn, dream, vae, controller, evaluate, pipeline]
+COMMAND_MODULES = [gui, es, collect, mdn, dream, vae, controller, evaluate, pipeline, desktop]

@@ -12,13 +12,16 @@ def register(subparsers) -> None:
                                    description="Open the studio. With no display it says so and does the "
                                                "headless part of its job instead: it renders the CMA-ES Schaffer "
                                                "animation to a file (see --out).")
-    parser.add_argument("--pane", default=None, help="the pane to open first (evolution, ...)")
+    parser.add_argument("--pane", default=None,
+                        help="the pane to open first (evolution, latent, dream, ...)")
     parser.add_argument("--generations", type=int, default=None,
                         help="CMA-ES generations to run when the studio opens (with --screenshot: before the "
                              "picture is taken, default 30; with no display: frames of the animation, default 60)")
     parser.add_argument("--screenshot", metavar="PNG", default=None,
                         help="open the pane (offscreen if there is no display) with default settings, let it "
                              "run, save a PNG of the whole window and exit")
+    parser.add_argument("--run", metavar="FOLDER", default=None,
+                        help="the run folder to open (default: the last one opened, else the bundled model)")
     parser.add_argument("--out", metavar="FILE", default=None,
                         help=f"with no display: where the animation goes (.gif or .mp4; default "
                              f"./{NO_DISPLAY_ANIMATION})")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
-from chainer import function_node
+from chainer import function_node, optimizers
 
 
 def conv_output_size(size: int, ksize: int, stride: int) -> int:
@@ -128,7 +128,7 @@ class Convolution2DNHWC(function_node.FunctionNode):
         gwmat = np.zeros_like(self.wmat) if 1 in indexes else None
         for part in batch_chunks(x.shape[0], oh * ow * kh * kw * in_channels):
             gy_part = gy[part].reshape(-1, out_channels)
-            if gwmat is not None:
+            if gwmat is not None:   # windows rebuilt chunk by chunk: cheaper than keeping the whole matrix
                 gwmat += np.dot(im2col(x[part], kh, kw, self.stride, oh, ow).T, gy_part)
             if gx is not None:
                 gcol = np.dot(gy_part, self.wmat.T).reshape(-1, oh, ow, kh, kw, in_channels)
@@ -209,3 +209,42 @@ def deconvolution_2d(x, W, b=None, stride: int = 1):
     """Transposed convolution of NHWC x by Chainer-layout W (in, out, kh, kw); NHWC result."""
     y, = Deconvolution2DNHWC(stride).apply(_args(x, W, b))
     return y
+
+
+class _AdamRuleInPlace(optimizers.adam.AdamRule):
+    """Chainer's Adam step on the CPU without temporaries: the same arithmetic, written into one reused buffer.
+
+    Chainer's update_core_cpu allocates about eight parameter-sized arrays per parameter per step (a 4.3 M
+    parameter VAE: some 140 MB of fresh memory each step). Variants (AMSGrad, AdaBound, weight decay, float16)
+    take Chainer's own path.
+    """
+
+    def update_core_cpu(self, param):
+        hp = self.hyperparam
+        grad = param.grad
+        if (grad is None or hp.amsgrad or hp.adabound or hp.weight_decay_rate != 0
+                or param.array.dtype != np.float32):
+            return super().update_core_cpu(param)
+        m, v = self.state["m"], self.state["v"]
+        buffer = getattr(self, "_buffer", None)
+        if buffer is None or buffer.shape != m.shape:
+            buffer = self._buffer = np.empty_like(m)
+        np.subtract(grad, m, out=buffer)            # m += (1 - beta1) (g - m)
+        buffer *= 1.0 - hp.beta1
+        m += buffer
+        np.multiply(grad, grad, out=buffer)         # v += (1 - beta2) (g^2 - v)
+        buffer -= v
+        buffer *= 1.0 - hp.beta2
+        v += buffer
+        np.sqrt(v, out=buffer)                      # param -= eta alpha_t m / (sqrt(v) + eps)
+        buffer += hp.eps
+        np.divide(m, buffer, out=buffer)
+        buffer *= -hp.eta * self.alpha_t
+        param.array += buffer
+
+
+class Adam(optimizers.Adam):
+    """chainer.optimizers.Adam with the in-place CPU step; the same state (t, m, v) and results."""
+
+    def create_update_rule(self):
+        return _AdamRuleInPlace(self.hyperparam)

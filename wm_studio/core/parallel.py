@@ -41,6 +41,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import pickle
+import queue
 import signal
 import threading
 import time
@@ -414,53 +415,61 @@ class DaskRunner(Runner):
     def run(self, function, tasks, context=None):
         if self._closed:
             raise RuntimeError("this runner is closed")
-        distributed = _import_distributed()
         tasks = list(tasks)
         batch = uuid.uuid4().hex[:12]
         failures = [0] * len(tasks)
         attempts: dict[str, _Attempt] = {}
+        finished = queue.SimpleQueue()        # futures as they finish, put there by Dask's callbacks
 
-        def submit(index: int) -> None:
-            key = f"wm-studio-{batch}-{index}-{failures[index]}"
+        def key_of(index: int) -> str:
+            return f"wm-studio-{batch}-{index}-{failures[index]}"
+
+        def track(index: int, future) -> None:
+            attempts[future.key] = _Attempt(index, future)
+            future.add_done_callback(finished.put)
+
+        def send(indices: list[int]) -> None:
             try:
-                future = self._client.submit(_run_in_dask_worker, function, tasks[index], context, key=key,
-                                             pure=False, retries=0)
+                futures = self._client.map(_run_in_dask_worker, [function] * len(indices),
+                                           [tasks[i] for i in indices], [context] * len(indices),
+                                           key=[key_of(i) for i in indices], pure=False, retries=0)
             except (pickle.PicklingError, AttributeError, TypeError) as exc:
-                raise TaskError(f"task {index} can not be sent to a Dask worker ({exc}): the function must be "
-                                f"defined at module level, the task and the context picklable") from None
-            attempts[key] = _Attempt(index, future)
+                raise TaskError(f"tasks can not be sent to a Dask worker ({exc}): the function must be defined "
+                                f"at module level, the tasks and the context picklable") from None
+            for index, future in zip(indices, futures):
+                track(index, future)
 
-        for index in range(len(tasks)):
-            submit(index)
+        if tasks:
+            send(list(range(len(tasks))))
         watch = _HangWatch(self.task_timeout)
         last_check = time.monotonic()
         try:
             while attempts:
                 try:
-                    with self._client.as_current():   # wait() works on the current client; ours is not global
-                        distributed.wait([a.future for a in attempts.values()], timeout=POLL_S,
-                                         return_when="FIRST_COMPLETED")
-                except TimeoutError:
-                    pass
-                for key in [key for key, a in attempts.items() if a.future.done()]:
-                    attempt = attempts.pop(key)
+                    future = finished.get(timeout=POLL_S)
+                except queue.Empty:
+                    future = None
+                attempt = attempts.get(future.key) if future is not None else None
+                if attempt is not None and attempt.future is future:
+                    del attempts[future.key]
                     outcome = self._outcome(attempt)
                     if outcome is None:          # cancelled or lost with the scheduler's state: run it again
-                        submit(attempt.index)
+                        send([attempt.index])
                         continue
                     address, result = outcome
                     self._warm.add(address)
                     yield attempt.index, result
                 if attempts and time.monotonic() - last_check >= POLL_S:
                     last_check = time.monotonic()
-                    for key in self._hung(watch, attempts):
-                        attempt = attempts.pop(key)
+                    hung = [attempts.pop(key) for key in self._hung(watch, attempts)]
+                    for attempt in hung:
                         attempt.future.cancel()
                         failures[attempt.index] += 1
                         if failures[attempt.index] > self.retries:
                             raise TaskError(f"task {attempt.index} ran longer than the {self.task_timeout:g} s "
                                             f"timeout {failures[attempt.index]} times; giving up")
-                        submit(attempt.index)
+                    if hung:
+                        send([attempt.index for attempt in hung])
         finally:
             if attempts:
                 self._client.cancel([a.future for a in attempts.values()])

@@ -20,7 +20,7 @@ PRESETS = {
         "vae": {"epochs": 10, "batch_size": 100, "lr": 1e-4},
         "mdn": {"epochs": 20, "batch_size": 100, "seq_len": 999, "lr": 1e-3, "grad_clip": 1.0},
         "controller": {"popsize": 64, "rollouts": 16, "sigma0": 0.1, "generations": 1800, "eval_every": 25,
-                       "eval_rollouts": 1024, "max_steps": None, "in_dream": False},
+                       "eval_rollouts": 1024, "max_steps": None, "early_stop": 0, "in_dream": False},
     },
     "quick": {
         "collect": {"rollouts": 100, "steps": 500, "policy": "brownian", "min_steps": 0},
@@ -32,15 +32,19 @@ PRESETS = {
         # stand-in latents of real brownian CarRacing rollouts: held-out NLL 0.41 after 10 epochs, -0.07 after
         # 100, -0.08 after 120, -0.09 after 150 (slow gains beyond; the train/held-out gap keeps growing).
         "mdn": {"epochs": 120, "batch_size": 32, "seq_len": 100, "lr": 1e-3, "grad_clip": 1.0},
-        "controller": {"popsize": 16, "rollouts": 2, "sigma0": 0.1, "generations": 60, "eval_every": 10,
-                       "eval_rollouts": 8, "max_steps": 600, "in_dream": False},
+        # C: about 1-1.5 h on 2 cores (about 280 game steps/s with V, M and C in the loop). Early stopping (50
+        # negative rewards in a row: off the track or stuck) makes bad candidates cheap, so most of the time goes
+        # to controllers that drive; those play full 1000-step episodes, as `wm-studio evaluate` does. 16 x 2
+        # rollouts a generation (common tracks), the mean scored on 8 full episodes every 10 generations.
+        "controller": {"popsize": 16, "rollouts": 2, "sigma0": 0.1, "generations": 50, "eval_every": 10,
+                       "eval_rollouts": 8, "max_steps": None, "early_stop": 50, "in_dream": False},
     },
     "tiny": {
         "collect": {"rollouts": 4, "steps": 40, "policy": "brownian", "min_steps": 0},
         "vae": {"epochs": 1, "batch_size": 16, "lr": 1e-4},
         "mdn": {"epochs": 1, "batch_size": 2, "seq_len": 16, "lr": 1e-3, "grad_clip": 1.0},
         "controller": {"popsize": 6, "rollouts": 1, "sigma0": 0.1, "generations": 2, "eval_every": 2,
-                       "eval_rollouts": 2, "max_steps": 30, "eval_max_steps": 30,
+                       "eval_rollouts": 2, "max_steps": 30, "eval_max_steps": 30, "early_stop": 0,
                        "in_dream": False},
     },
 }

@@ -68,7 +68,7 @@ def run_studio(args) -> int:
     to_terminal.setFormatter(logging.Formatter("wm-studio: %(levelname)s %(name)s: %(message)s"))
     logging.getLogger("wm_studio").addHandler(to_terminal)
     install_excepthook()
-    window = MainWindow(pane=args.pane, persistent=args.screenshot is None)
+    window = MainWindow(pane=args.pane, persistent=args.screenshot is None, run=getattr(args, "run", None))
     window.show()
     if args.screenshot is not None:
         window.capture_when_ready(args.screenshot, args.generations)

@@ -5,27 +5,33 @@ workers down (and waits for them), then saves the window's and the panes' settin
 """
 from __future__ import annotations
 
+import gc
 import html
 import logging
 from pathlib import Path
 
 from PyQt5.QtCore import Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QKeySequence
-from PyQt5.QtWidgets import QAction, QLabel, QMainWindow, QMessageBox, QTabWidget
+from PyQt5.QtWidgets import QAction, QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget
 
 from wm_studio.core.backend import resolve_device
-from wm_studio.core.errors import ConfigError
+from wm_studio.core.errors import ConfigError, WmStudioError
 from wm_studio.core.export import write_png
 from wm_studio.gui.log_dock import LogDock
+from wm_studio.gui.open_run import OpenRun, recent_runs
 from wm_studio.gui.panes.base import Pane
+from wm_studio.gui.panes.controller import ControllerPane
+from wm_studio.gui.panes.dream import DreamPane
 from wm_studio.gui.panes.evolution import EvolutionPane
+from wm_studio.gui.panes.latent import LatentPane
+from wm_studio.gui.panes.training import TrainingPane
 from wm_studio.gui.settings import studio_settings
 from wm_studio.gui.style import studio_icon
 from wm_studio.gui.views.grab import grab_frame
 
 log = logging.getLogger(__name__)
 
-PANE_TYPES: list[type[Pane]] = [EvolutionPane]
+PANE_TYPES: list[type[Pane]] = [EvolutionPane, LatentPane, DreamPane, ControllerPane, TrainingPane]
 WINDOW_SIZE = (1400, 900)
 SCREENSHOT_TIMEOUT_MS = 120_000
 ERROR_STYLE = "QStatusBar { color: #b00000; }"
@@ -34,9 +40,10 @@ ERROR_STYLE = "QStatusBar { color: #b00000; }"
 class MainWindow(QMainWindow):
     screenshot_saved = pyqtSignal(str)
 
-    def __init__(self, pane: str | None = None, persistent: bool = True):
+    def __init__(self, pane: str | None = None, persistent: bool = True, run=None, open_at_start: bool = True):
         """pane: the name of the pane to show first. persistent=False (screenshots, tests of defaults) neither
-        reads nor writes settings."""
+        reads nor writes settings. run: a run folder to open; otherwise the last run (persistent only), else the
+        bundled default model (open_at_start=False: none)."""
         names = [pane_type.name for pane_type in PANE_TYPES]
         if pane is not None and pane not in names:
             raise ConfigError(f"unknown pane {pane!r}: choose one of {', '.join(names)}")
@@ -52,6 +59,8 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.BottomDockWidgetArea, self.log_dock)
         self.log_dock.error_logged.connect(self.show_error)
         self.panes: dict[str, Pane] = {}
+        self.open_run = OpenRun(self, remember=persistent)   # before the panes: they find it as parent.open_run
+        self.open_run.changed.connect(self._show_run)
         try:
             for pane_type in PANE_TYPES:
                 instance = pane_type(self)
@@ -61,9 +70,14 @@ class MainWindow(QMainWindow):
         except BaseException:
             self._shutdown_panes()  # no worker thread may outlive a window that failed to build
             raise
-        self.device_label = QLabel(resolve_device("auto").describe())
-        self.device_label.setToolTip("Where training runs (wm-studio --info lists the whole stack)")
+        device = resolve_device("auto")
+        self.device_label = QLabel(device.describe())
+        self.device_label.setToolTip("Where training runs (wm-studio --info lists the whole stack)"
+                                     + (f"\n{device.notice}" if device.notice else ""))
         self.statusBar().addPermanentWidget(self.device_label)
+        for instance in self.panes.values():   # the Training pane says what it trains on while it does
+            if hasattr(instance, "device_in_use"):
+                instance.device_in_use.connect(self.device_label.setText)
         self._build_menus()
         self.resize(*WINDOW_SIZE)
         self.resizeDocks([self.log_dock], [110], Qt.Vertical)
@@ -72,6 +86,12 @@ class MainWindow(QMainWindow):
             self._restore()
         if pane is not None:
             self.select_pane(pane)
+        if open_at_start:
+            self.open_run.open_at_start(run, restore=persistent)
+        # The tens of thousands of objects made so far (Qt wrappers, pyqtgraph, Chainer, numpy) live as long as
+        # the window: keep them out of the garbage collector's full passes, which otherwise stall the GUI thread
+        # for ~45 ms now and then (benchmarks/bench_studio_responsiveness.py measures it).
+        gc.freeze()
         log.info("World Models Studio ready (%s)", self.device_label.text())
 
     # --- panes ------------------------------------------------------------------------------------------------
@@ -97,6 +117,13 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self):
         file_menu = self.menuBar().addMenu("&File")
+        self._action(file_menu, "&Open run…", self.open_run_dialog, QKeySequence.Open,
+                     "Open a run folder (its models, rollouts and latents)")
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self._action(file_menu, "Open the &bundled model", self._open_default,
+                     tip="Open the default model that comes with the studio (resources/default_model)")
+        file_menu.addSeparator()
         self._action(file_menu, "Save &PNG of the view…", lambda: self.current_pane().save_png_dialog(),
                      "Ctrl+S", "Save a picture of the current pane's view")
         self._action(file_menu, "Export &GIF…", lambda: self.current_pane().export_animation_dialog(".gif"),
@@ -119,8 +146,40 @@ class MainWindow(QMainWindow):
         self._action(help_menu, "&Keyboard shortcuts", self.show_shortcuts, QKeySequence.HelpContents)
         self._action(help_menu, "&About World Models Studio", self.show_about)
 
+    def open_run_dialog(self):
+        start = str(self.open_run.path.parent) if self.open_run.path else str(Path.cwd())
+        folder = QFileDialog.getExistingDirectory(self, "Open a run folder", start)
+        if folder:
+            self.open_run_folder(folder)
+
+    def open_run_folder(self, folder) -> bool:
+        try:
+            self.open_run.open(folder)
+        except WmStudioError as exc:
+            log.error("Cannot open %s: %s", folder, exc)
+            return False
+        return True
+
+    def _open_default(self):
+        if not self.open_run.open_default():
+            log.error("This installation has no bundled model (resources/default_model); open a run folder")
+
+    def _fill_recent_menu(self):
+        self.recent_menu.clear()
+        runs = recent_runs()
+        for path in runs:
+            action = self.recent_menu.addAction(path)
+            action.triggered.connect(lambda _=False, p=path: self.open_run_folder(p))
+        if not runs:
+            self.recent_menu.addAction("(none yet)").setEnabled(False)
+
+    def _show_run(self, part: str):
+        if part == "run":
+            self.setWindowTitle(f"World Models Studio — {self.open_run.path.name}" if self.open_run.path
+                                else "World Models Studio")
+
     def shortcuts_text(self) -> str:
-        rows = [("Ctrl+S", "save a PNG of the view"), ("Ctrl+E / Ctrl+Shift+E", "export the recorded run as "
+        rows = [("Ctrl+O", "open a run folder"), ("Ctrl+S", "save a PNG of the view"), ("Ctrl+E / Ctrl+Shift+E", "export the recorded run as "
                                                                                 "GIF / MP4"),
                 ("Ctrl+1…", "switch pane"), ("Ctrl+L", "show / hide the log"), ("F1", "this list"),
                 ("Ctrl+Q", "quit")]
@@ -215,10 +274,24 @@ class MainWindow(QMainWindow):
 
     def _shutdown_panes(self):
         for pane in self.panes.values():
-            pane.shutdown()
+            try:   # one pane failing to stop must not leave the others' threads (and training) running
+                pane.shutdown()
+            except Exception:
+                log.exception("Stopping the %s pane failed", pane.title)
+        self.open_run.shutdown()
         self.log_dock.detach()
 
+    def confirm_close(self, questions: list[str]) -> bool:
+        """Ask before closing while a pane is busy (training); True: close."""
+        answer = QMessageBox.question(self, "Quit while training?", "\n\n".join(questions),
+                                      QMessageBox.Yes | QMessageBox.Cancel, QMessageBox.Cancel)
+        return answer == QMessageBox.Yes
+
     def closeEvent(self, event):
+        questions = [q for q in (getattr(p, "close_question", lambda: "")() for p in self.panes.values()) if q]
+        if questions and self.isVisible() and not self.confirm_close(questions):
+            event.ignore()
+            return
         self._shutdown_panes()
         if self.persistent:
             self.save_settings()

@@ -135,3 +135,13 @@ def test_settings_check_x0_against_the_dimension():
         EsSettings(function="sphere", dimension=4, x0=(1.0, 2.0, 3.0)).start()
     with pytest.raises(ConfigError):
         EsSettings(function="schaffer", dimension=3).problem()
+
+
+def test_the_schaffer_demo_runs_until_it_reaches_the_optimum():
+    """Value-based criteria must not end the demo while m is still visibly off (10, 10)."""
+    problem = get_problem("schaffer", 2)
+    last = None
+    for last in run_es(problem, x0=[0.0, 0.0], sigma0=3.0, popsize=64, mu=0.25, seed=1, generations=400):
+        pass
+    assert last.stop, "the demo should end by a termination criterion, not the generation cap"
+    assert np.linalg.norm(last.origin - 10.0) < 1e-3

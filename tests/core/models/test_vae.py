@@ -195,3 +195,23 @@ def test_double_backpropagation_through_fast_layers_says_what_to_use():
     gx, = chainer.grad([y], [x], enable_double_backprop=True)
     with pytest.raises(NotImplementedError, match="Chainer's own layers"):
         F.sum(gx).backward()
+
+
+def test_in_place_adam_takes_chainers_adam_steps():
+    rng = np.random.default_rng(0)
+    initial = rng.standard_normal((6, 5)).astype(np.float32)
+    links = [chainer.links.Linear(5, 6, initialW=initial) for _ in range(2)]
+    optimizers = [chainer.optimizers.Adam(alpha=1e-3), chainer_fast.Adam(alpha=1e-3)]
+    for link, optimizer in zip(links, optimizers):
+        optimizer.setup(link)
+    for _ in range(4):
+        # Gradients over six orders of magnitude, so that eps and the bias correction matter.
+        grad = (rng.standard_normal((6, 5)) * 10.0 ** rng.integers(-6, 1, (6, 5))).astype(np.float32)
+        for link, optimizer in zip(links, optimizers):
+            link.W.grad, link.b.grad = grad.copy(), grad[:, 0].copy()
+            optimizer.update()
+    assert optimizers[1].t == 4
+    np.testing.assert_allclose(links[1].W.array, links[0].W.array, rtol=1e-6, atol=1e-7)
+    for key in ("m", "v"):
+        np.testing.assert_allclose(links[1].W.update_rule.state[key], links[0].W.update_rule.state[key],
+                                   rtol=1e-6, atol=1e-12)

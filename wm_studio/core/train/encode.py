@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import chainer
 import numpy as np
 
 from wm_studio.core.backend import Device, to_numpy
@@ -49,7 +50,6 @@ def model_fingerprint(path) -> str:
 
 def encode_frames(model, frames: np.ndarray, xp, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """(mu, logvar) float32 (T, z) of uint8 frames (T, 64, 64, 3), computed batch_size frames at a time."""
-    import chainer
     mus, logvars = [], []
     with chainer.no_backprop_mode(), chainer.using_config("train", False):
         for start in range(0, len(frames), batch_size):

@@ -17,8 +17,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
+import chainer
 import numpy as np
 
+from wm_studio.core import chainer_fast
 from wm_studio.core.backend import Device, to_numpy
 from wm_studio.core.data.dataset import FrameDataset, rollout_files, split_holdout
 from wm_studio.core.envs.preprocess import frames_to_input, input_to_frames
@@ -155,10 +157,9 @@ def train_vae(run: Run, settings: VaeSettings | Mapping[str, Any] | None, device
     heldout = FrameDataset(heldout_files, settings.batch_size, settings.seed) if heldout_files else None
     preview = preview_frames(heldout_files or train_files)
 
-    import chainer
     model = ConvVAE(settings.z_size, seed=settings.seed)
     model.to_device(device.chainer_device)
-    optimizer = chainer.optimizers.Adam(alpha=settings.lr)
+    optimizer = chainer_fast.Adam(alpha=settings.lr)     # Chainer's Adam, in place on the CPU
     optimizer.setup(model)
     per_epoch = data.batches_per_epoch()
     progress = _restore(run, model, optimizer, settings, per_epoch)
@@ -209,7 +210,6 @@ def preview_frames(files, count: int = PREVIEW_PAIRS) -> np.ndarray:
 
 def reconstruct_frames(model: ConvVAE, frames: np.ndarray, xp) -> np.ndarray:
     """uint8 frames (N, 64, 64, 3) -> V's uint8 images of their mean latents."""
-    import chainer
     with chainer.no_backprop_mode(), chainer.using_config("train", False):
         images = model.reconstruct(xp.asarray(frames_to_input(frames)))
     return input_to_frames(to_numpy(images.array))
@@ -217,7 +217,6 @@ def reconstruct_frames(model: ConvVAE, frames: np.ndarray, xp) -> np.ndarray:
 
 def heldout_error(model: ConvVAE, data: FrameDataset, xp) -> tuple[float, float]:
     """(sum of squared error per image, per-pixel MSE) of V's reconstructions of every frame in data."""
-    import chainer
     total, images = 0.0, 0
     with chainer.no_backprop_mode(), chainer.using_config("train", False):
         for frames in data.epoch(0):

@@ -36,7 +36,9 @@ def _scatter(symbol: str, size: int, fill, outline, z: float) -> pg.ScatterPlotI
 class SearchSpacePlot(pg.PlotItem):
     clicked = pyqtSignal(float, float)   # a left click on the plot, in plot coordinates
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, labels: dict[str, str | None] | None = None):
+        """labels: legend text by item name (population, mean, ellipse1, ellipse2, mean_path, best, solution,
+        start) replacing the Evolution demo's; None leaves that item out of the legend."""
         super().__init__(parent, viewBox=ClickViewBox())
         self.setAspectLocked(True)
         self.setMenuEnabled(False)
@@ -54,12 +56,15 @@ class SearchSpacePlot(pg.PlotItem):
         self.solution = _scatter("star", 19, style.SOLUTION, style.OUTLINE, 25)
         legend = self.addLegend(offset=(8, 8), brush=pg.mkBrush(255, 255, 255, 225), pen=style.pen((160, 160, 160)),
                                 labelTextSize="9pt", verSpacing=-4)
-        for item, label in ((self.population, "population"), (self.mean, "mean m"),
-                            (self.ellipse1, "1σ ellipse of σ²C"), (self.ellipse2, "2σ ellipse"),
-                            (self.mean_path, "path of m"),
-                            (self.best, "best so far"), (self.solution, "optimum"), (self.start, "x0 (click to set)")):
+        entries = {"population": "population", "mean": "mean m", "ellipse1": "1σ ellipse of σ²C",
+                   "ellipse2": "2σ ellipse", "mean_path": "path of m", "best": "best so far", "solution": "optimum",
+                   "start": "x0 (click to set)"}
+        entries.update(labels or {})
+        for key, label in entries.items():
+            item = getattr(self, key)
             self.addItem(item)
-            legend.addItem(item, label)
+            if label is not None:
+                legend.addItem(item, label)
         for line in (self.ellipse1, self.ellipse2, self.mean_path):
             line.setZValue(5)
         self.getViewBox().clicked.connect(lambda point: self.clicked.emit(point.x(), point.y()))

@@ -1,0 +1,810 @@
+"""The Dream pane: M dreams, V draws the dream. Play / pause / step / restart, temperature, who drives.
+
+The dream runs on the pane's GeneratorWorker thread (`dream_session`): a batch-1 DreamEnv over the open run's M,
+each new z decoded by V in a DecoderProcess (so that training in the studio does not hold the decoding up). The
+driver is the controller C (on the dream's z and h), the keyboard (arrows / WASD: steer, gas, brake; Doom: left /
+right) or a random (brownian) policy. Keys are read on the GUI thread and handed
+to the worker as the current action through DreamControls (a lock), as are the temperature, the driver and the
+step cap, so changing them never restarts the dream. An episode restarts by itself when M predicts the end
+(Doom's done head) or at the cap.
+
+Real beside dream: the real game starts too, the dream starts from V's encoding of the real first frame, and both
+take the same actions; the pane shows both frames and the per-step pixel MSE between them, where M drifts.
+
+The GUI keeps the newest snapshot and draws it on a ~30 Hz timer (design.md section 2); every snapshot of the
+episode is kept for GIF/MP4 export.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt5.QtCore import QEvent, QSettings, Qt, QTimer, pyqtSignal
+from PyQt5.QtGui import QKeySequence
+from PyQt5.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
+                             QShortcut, QSizePolicy, QSlider, QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
+
+from wm_studio.core.data.policies import make_policy
+from wm_studio.core.envs import make_env
+from wm_studio.core.envs.dream import DreamEnv, decode_frames
+from wm_studio.core.errors import ConfigError
+from wm_studio.core.export import Progress, write_animation
+from wm_studio.core.run_contents import load_frames
+from wm_studio.core.train.encode import encode_frames
+from wm_studio.gui.decoder_process import DecoderProcess
+from wm_studio.gui.open_run import OpenRun
+from wm_studio.gui.panes.base import Pane
+from wm_studio.gui.settings import read
+from wm_studio.gui.views.curves import CurvesPlot
+from wm_studio.gui.views.frame_view import FrameView
+from wm_studio.gui.views.grab import grab_frame
+from wm_studio.gui.workers import GeneratorWorker
+
+log = logging.getLogger(__name__)
+
+DRIVERS = {"controller": "Controller C", "keyboard": "Keyboard (human)", "random": "Random (brownian)"}
+SPEEDS = (10, 15, 30, 50, None)          # dream steps per second; None: as fast as it goes
+DEFAULT_SPEED = 30
+TAU_RANGE = (0.1, 3.0)
+DEFAULT_CAP = 1000
+NEVER = 10 ** 9                           # DreamEnv's own limit: the session applies the (changeable) cap
+DRAW_INTERVAL_MS = 33
+MAX_RECORDED = 3000
+EXPORT_SIZES = (128, 256, 512)
+DEFAULT_SCREENSHOT_STEPS = 60
+GAP = 4                                   # pixels between the real and the dream frame in an export
+ERROR_COLOUR = (214, 39, 40)
+BRAKE = 0.8                               # a full brake locks the wheels; the paper's human demo used 0.8
+
+# Keys that drive: arrows and WASD.
+DRIVE_KEYS = {Qt.Key_Left: "left", Qt.Key_A: "left", Qt.Key_Right: "right", Qt.Key_D: "right",
+              Qt.Key_Up: "gas", Qt.Key_W: "gas", Qt.Key_Down: "brake", Qt.Key_S: "brake"}
+
+
+def keyboard_action(game: str, held) -> np.ndarray:
+    """The action of the keys held: CarRacing (steer, gas, brake); Doom (left, right)."""
+    left, right = "left" in held, "right" in held
+    if game == "doom":
+        return np.array([left, right], np.float32)
+    return np.array([float(right) - float(left), float("gas" in held), BRAKE * ("brake" in held)], np.float32)
+
+
+@dataclass(frozen=True)
+class DreamFrame:
+    """One step of a dream session (a host copy of everything the pane draws)."""
+    episode: int
+    step: int
+    dream: np.ndarray                 # uint8 (64, 64, 3): V's picture of M's z
+    real: np.ndarray | None           # uint8 (64, 64, 3): the real game's frame (real beside dream)
+    action: np.ndarray                # the action that led here (zeros at step 0)
+    driver: str                       # who chose it
+    tau: float
+    score: float                      # the dream's reward so far (Doom: steps survived; CarRacing dreams pay 0)
+    real_score: float | None          # the real game's reward so far
+    error: float | None               # pixel MSE between the real and the dream frame, in [0, 1]^2 units
+    z_error: float | None             # mean squared difference between the real frame's z and the dream's z
+    done_prob: float | None           # M's p(done) (Doom)
+    ended: str                        # why the episode ends here ('' while it goes on)
+    start: str                        # where the episode started
+    time: float                       # time.perf_counter() when it was made
+
+
+@dataclass(frozen=True)
+class ControlState:
+    tau: float
+    driver: str
+    keys: np.ndarray
+    cap: int
+    controller: object
+
+
+class DreamControls:
+    """What the GUI changes while the dream runs; read by the worker once per step (under a lock)."""
+
+    def __init__(self, tau: float, driver: str, keys: np.ndarray, cap: int, controller=None):
+        self._lock = threading.Lock()
+        self._state = ControlState(float(tau), driver, keys, int(cap), controller)
+        self._restart = False
+
+    def update(self, **changes) -> None:
+        with self._lock:
+            values = {**self._state.__dict__, **changes}
+            self._state = ControlState(**values)
+
+    def read(self) -> ControlState:
+        with self._lock:
+            return self._state
+
+    def request_restart(self) -> None:
+        with self._lock:
+            self._restart = True
+
+    def take_restart(self) -> bool:
+        with self._lock:
+            asked, self._restart = self._restart, False
+            return asked
+
+
+def _encode(vae, frame: np.ndarray) -> np.ndarray:
+    return encode_frames(vae, frame[None], np, 1)[0][0]
+
+
+def dream_session(vae, mdn, game: str, controls: DreamControls, seed: int, starts: np.ndarray | None = None,
+                  start_frames=(), real: bool = False, decode=decode_frames):
+    """Dream episodes one after another, forever; yields a DreamFrame per step (step 0: the start).
+
+    A dream starts from a random row of `starts` (latents of real frames), else from V's encoding of a random
+    frame of `start_frames` (rollout files), else from z ~ N(0, I). With real=True the real game plays beside it
+    (started with a seed of this session) and the dream starts from the encoding of the game's first frame.
+    decode(vae, z (N, z_size)) -> uint8 frames: decode_frames, or a DecoderProcess's decode."""
+    rng = np.random.default_rng(seed)
+    policy = make_policy("brownian", game, rng)
+    real_env = make_env(game) if real else None
+    env = DreamEnv(mdn, vae, max_steps=NEVER, seed=int(rng.integers(2 ** 31)))
+    try:
+        episode = 0
+        while True:
+            yield from _episode(episode, env, vae, game, controls, rng, policy, starts, start_frames, real_env,
+                                decode)
+            episode += 1
+    finally:
+        if real_env is not None:
+            real_env.close()
+
+
+def _start(env, vae, rng, starts, start_frames, real_env):
+    """(initial z, real frame or None, description)."""
+    if real_env is not None:
+        obs, _ = real_env.reset(seed=int(rng.integers(2 ** 31)))
+        return _encode(vae, obs), obs, "the real game's first frame"
+    if starts is not None and len(starts):
+        return starts[rng.integers(len(starts))], None, "a real frame's latent"
+    if start_frames:
+        path = start_frames[rng.integers(len(start_frames))]
+        frames = load_frames(path)
+        step = int(rng.integers(len(frames)))
+        return _encode(vae, frames[step]), None, f"{Path(path).stem}, step {step}"
+    return rng.standard_normal(env.z_size).astype(np.float32), None, "z ~ N(0, I) (no real frames in this run)"
+
+
+def _episode(episode, env, vae, game, controls, rng, policy, starts, start_frames, real_env, decode):
+    state = controls.read()
+    env.tau = state.tau
+    controls.take_restart()
+    z0, real_frame, start = _start(env, vae, rng, starts, start_frames, real_env)
+    z, info = env.reset(z0)
+    action = np.zeros(env.action_size, np.float32)
+    score, real_score = 0.0, (0.0 if real_env is not None else None)
+    step, real_ended = 0, False
+    while True:
+        dream_frame = decode(vae, z)[0]
+        error = z_error = None
+        if real_frame is not None:
+            error = float(np.mean((real_frame.astype(np.float32) / 255 - dream_frame.astype(np.float32) / 255) ** 2))
+            z_error = float(np.mean((_encode(vae, real_frame) - z[0]) ** 2))
+        ended = ""
+        if step > 0:
+            if env.terminated[0]:
+                ended = "M predicted the end of the episode"
+            elif real_ended:
+                ended = "the real game ended"
+            elif step >= state.cap:
+                ended = f"the cap of {state.cap} steps"
+        done_prob = info.get("done_prob")
+        yield DreamFrame(episode, step, dream_frame, real_frame, action, state.driver, state.tau, score, real_score,
+                         error, z_error, None if done_prob is None else float(done_prob[0]), ended, start,
+                         time.perf_counter())
+        if ended:
+            return
+        state = controls.read()
+        if controls.take_restart():
+            return
+        env.tau = state.tau
+        action = _choose(state, game, policy, z, info)
+        z, reward, _, _, info = env.step(action[None])
+        score += float(reward[0])
+        real_ended = False
+        if real_env is not None:
+            real_frame, real_reward, terminated, truncated, _ = real_env.step(action)
+            real_score += real_reward
+            real_ended = terminated or truncated
+        step += 1
+
+
+def _choose(state: ControlState, game: str, policy, z, info) -> np.ndarray:
+    if state.driver == "controller" and state.controller is not None:
+        return state.controller.act(z, info["h"], info["c"])[0]
+    if state.driver == "keyboard":
+        return state.keys
+    return policy.act(None)
+
+
+class DreamPane(Pane):
+    name = "dream"
+    title = "Dream (M + V)"
+    drawn = pyqtSignal(object)       # the DreamFrame just drawn
+
+    def __init__(self, parent=None, open_run: OpenRun | None = None, seed: int = 0):
+        super().__init__(parent)
+        self._own_run = open_run is None and getattr(parent, "open_run", None) is None   # a pane on its own
+        self.open_run = open_run or getattr(parent, "open_run", None) or OpenRun(self)
+        self.seed = seed
+        self.sessions = 0                              # sessions started: each gets its own seed
+        self.game = "carracing"
+        self.held: set[str] = set()
+        self.controls = DreamControls(1.0, "random", keyboard_action("carracing", ()), DEFAULT_CAP)
+        self.latest: DreamFrame | None = None
+        self.drawn_frame: DreamFrame | None = None
+        self.recorded: list[DreamFrame] = []           # the current episode, for export
+        self.errors: list[tuple[int, float]] = []      # (step, pixel MSE) of the current episode
+        self.episodes = 0                              # episodes begun since the session started
+        self.frames_made = 0                           # snapshots received, all sessions together
+        self.step_times: collections.deque = collections.deque(maxlen=60)
+        self.draw_times: collections.deque = collections.deque(maxlen=60)
+        self.ready = False                             # V and M are loaded
+        self._view_target: int | None = None           # prepare_view(): the step to reach before view_ready
+        self._tried_real = False
+        self.decoder_process = DecoderProcess()        # V's decoding away from a training thread's BLAS pool
+        self.worker = GeneratorWorker("dream", self, rate=DEFAULT_SPEED)
+        self.worker.snapshots.connect(self.on_snapshots)
+        self.worker.failed.connect(self.on_failed)
+        self.worker.running_changed.connect(self._show_running)
+
+        self.header = QLabel()
+        self.header.setWordWrap(True)
+        self.message = QLabel()
+        self.message.setAlignment(Qt.AlignCenter)
+        self.message.setWordWrap(True)
+        self.message.setStyleSheet("font-size: 15px; color: #444; padding: 40px;")
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.message)
+        self.stack.addWidget(self._build_content())
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.header)
+        layout.addWidget(self.stack, 1)
+        self._add_shortcuts()
+        self._timer = QTimer(self)
+        self._timer.timeout.connect(self.draw)
+        self._timer.start(DRAW_INTERVAL_MS)
+        self.open_run.changed.connect(self.on_run_changed)
+        self.on_run_changed("run")
+
+    # --- building ---------------------------------------------------------------------------------------------
+    def _build_content(self) -> QWidget:
+        content = QWidget()
+        row = QHBoxLayout(content)
+        row.setContentsMargins(0, 0, 0, 0)
+        centre = QVBoxLayout()
+        frames = QHBoxLayout()
+        self.dream_view = FrameView("dream: M predicts z, V draws it")
+        self.real_view = FrameView("the real game, same actions")
+        for view in (self.dream_view, self.real_view):
+            view.setMinimumSize(300, 320)
+            frames.addWidget(view)
+        self.dream_view.installEventFilter(self)
+        self.real_view.installEventFilter(self)
+        self.real_view.setFocusPolicy(Qt.ClickFocus)
+        self.real_view.hide()
+        centre.addLayout(frames, 3)
+        readout_row = QHBoxLayout()
+        self.human_flag = QLabel("HUMAN")
+        self.human_flag.setStyleSheet("background: #d62728; color: white; font-weight: bold; padding: 2px 8px; "
+                                      "border-radius: 3px;")
+        self.human_flag.setToolTip("The keyboard drives (arrows / WASD)")
+        self.human_flag.hide()
+        self.readout = QLabel("–")
+        self.readout.setTextFormat(Qt.RichText)
+        self.readout.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)   # long lines never widen the pane
+        self.readout.setToolTip("step, score (Doom: steps survived in the dream; CarRacing: the real game's), "
+                                "temperature, driver, the action, M's p(done), the error real vs dream")
+        self.rate_label = QLabel("")
+        self.rate_label.setStyleSheet("color: #555")
+        self.rate_label.setMinimumWidth(self.rate_label.fontMetrics().horizontalAdvance("888 steps/s · drawn 88 fps")
+                                        + 8)
+        self.rate_label.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
+        readout_row.addWidget(self.human_flag)
+        readout_row.addWidget(self.readout, 1)
+        readout_row.addWidget(self.rate_label)
+        centre.addLayout(readout_row)
+        self.error_widget = pg.GraphicsLayoutWidget()
+        self.error_plot = CurvesPlot("per-step error between the real and the dream frame (pixel MSE)",
+                                     log_y=False, x_label="step")
+        self.error_plot.add_curve("error", ERROR_COLOUR)
+        self.error_widget.addItem(self.error_plot)
+        self.error_widget.setMinimumHeight(150)
+        self.error_widget.hide()
+        centre.addWidget(self.error_widget, 1)
+        row.addLayout(centre, 1)
+        row.addWidget(self._build_controls())
+        self.views = content
+        return content
+
+    def _build_controls(self) -> QWidget:
+        panel = QWidget()
+        panel.setFixedWidth(320)
+        column = QVBoxLayout(panel)
+        column.setContentsMargins(0, 0, 0, 0)
+
+        run = QGroupBox("Play")
+        box = QVBoxLayout(run)
+        buttons = QHBoxLayout()
+        self.play_button = QPushButton("Play")
+        self.play_button.setCheckable(True)
+        self.play_button.setToolTip("Play / pause (Space)")
+        self.step_button = QPushButton("Step")
+        self.step_button.setToolTip("One step of the dream (.)")
+        self.restart_button = QPushButton("Restart")
+        self.restart_button.setToolTip("A new episode from a new real frame (R)")
+        for button in (self.play_button, self.step_button, self.restart_button):
+            buttons.addWidget(button)
+        box.addLayout(buttons)
+        form = QFormLayout()
+        self.speed_box = QComboBox()
+        for speed in SPEEDS:
+            self.speed_box.addItem("as fast as it goes" if speed is None else f"{speed} steps/s", speed)
+        self.speed_box.setCurrentIndex(SPEEDS.index(DEFAULT_SPEED))
+        self.speed_box.setToolTip("Dream steps per second")
+        form.addRow("Speed", self.speed_box)
+        box.addLayout(form)
+        column.addWidget(run)
+
+        dream = QGroupBox("Dream")
+        form = QFormLayout(dream)
+        tau_row = QHBoxLayout()
+        self.tau_slider = QSlider(Qt.Horizontal)
+        self.tau_slider.setRange(int(TAU_RANGE[0] * 100), int(TAU_RANGE[1] * 100))
+        self.tau_slider.setValue(100)
+        self.tau_slider.setToolTip("Temperature τ of M's sampling: above 1 wilder dreams, below 1 tamer ones "
+                                   "(+ / − keys)")
+        self.tau_label = QLabel("τ = 1.00")
+        self.tau_label.setMinimumWidth(self.tau_label.fontMetrics().horizontalAdvance("τ = 3.00") + 4)
+        tau_row.addWidget(self.tau_slider, 1)
+        tau_row.addWidget(self.tau_label)
+        form.addRow("Temperature", tau_row)
+        self.cap_spin = QSpinBox()
+        self.cap_spin.setRange(1, 100_000)
+        self.cap_spin.setValue(DEFAULT_CAP)
+        self.cap_spin.setSuffix(" steps")
+        self.cap_spin.setToolTip("An episode restarts after this many steps (or when M predicts the end)")
+        form.addRow("Cap", self.cap_spin)
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, 2 ** 31 - 1)
+        self.seed_spin.setValue(self.seed)
+        self.seed_spin.setToolTip("Seed of the dream's sampling, start frames and random driver")
+        form.addRow("Seed", self.seed_spin)
+        column.addWidget(dream)
+
+        drive = QGroupBox("Who drives")
+        box = QVBoxLayout(drive)
+        self.driver_box = QComboBox()
+        for key, label in DRIVERS.items():
+            self.driver_box.addItem(label, key)
+        self.driver_box.setToolTip("C: the controller, on the dream's z and h (C key); keyboard (H); random (N)")
+        box.addWidget(self.driver_box)
+        self.keys_label = QLabel()
+        self.keys_label.setWordWrap(True)
+        self.keys_label.setStyleSheet("color: #555")
+        box.addWidget(self.keys_label)
+        column.addWidget(drive)
+
+        compare = QGroupBox("Where M drifts")
+        box = QVBoxLayout(compare)
+        self.real_check = QCheckBox("Real game beside the dream")
+        self.real_check.setToolTip("Start both from the same real frame, drive both with the same actions and "
+                                   "plot the per-step error: where M drifts")
+        box.addWidget(self.real_check)
+        column.addWidget(compare)
+
+        export = QGroupBox("Export")
+        form = QFormLayout(export)
+        self.recorded_label = QLabel("0 frames")
+        form.addRow("Episode", self.recorded_label)
+        sizes = QHBoxLayout()
+        self.size_box = QComboBox()
+        for size in EXPORT_SIZES:
+            self.size_box.addItem(f"{size} × {size}", size)
+        self.size_box.setCurrentIndex(EXPORT_SIZES.index(256))
+        self.size_box.setToolTip("Size of each frame (the real game and the dream side by side: twice as wide)")
+        self.fps_spin = QSpinBox()
+        self.fps_spin.setRange(1, 60)
+        self.fps_spin.setValue(30)
+        self.fps_spin.setSuffix(" fps")
+        sizes.addWidget(self.size_box)
+        sizes.addWidget(self.fps_spin)
+        form.addRow("Frames", sizes)
+        buttons = QHBoxLayout()
+        self.gif_button = QPushButton("GIF…")
+        self.mp4_button = QPushButton("MP4…")
+        self.png_button = QPushButton("PNG…")
+        self.gif_button.setToolTip("Export this episode as a GIF")
+        self.mp4_button.setToolTip("Export this episode as an MP4 video")
+        self.png_button.setToolTip("Save a PNG of the view (Ctrl+S)")
+        for button in (self.gif_button, self.mp4_button, self.png_button):
+            buttons.addWidget(button)
+        form.addRow(buttons)
+        column.addWidget(export)
+        column.addStretch(1)
+
+        # Only the dream view takes the keyboard, so arrows and WASD always drive (never move a slider).
+        for widget in (self.play_button, self.step_button, self.restart_button, self.speed_box, self.tau_slider,
+                       self.driver_box, self.real_check, self.size_box, self.gif_button, self.mp4_button,
+                       self.png_button):
+            widget.setFocusPolicy(Qt.NoFocus)
+        self.play_button.toggled.connect(self._play_toggled)
+        self.step_button.clicked.connect(self.step)
+        self.restart_button.clicked.connect(self.restart)
+        self.speed_box.currentIndexChanged.connect(lambda _: self.worker.set_rate(self.speed_box.currentData()))
+        self.tau_slider.valueChanged.connect(self._tau_changed)
+        self.cap_spin.valueChanged.connect(lambda value: self.controls.update(cap=int(value)))
+        self.seed_spin.valueChanged.connect(lambda _: self.start_session(keep_running=self.worker.running))
+        self.driver_box.currentIndexChanged.connect(self._driver_changed)
+        self.real_check.toggled.connect(self._real_toggled)
+        self.gif_button.clicked.connect(lambda: self.export_animation_dialog(".gif"))
+        self.mp4_button.clicked.connect(lambda: self.export_animation_dialog(".mp4"))
+        self.png_button.clicked.connect(self.save_png_dialog)
+        return panel
+
+    def _add_shortcuts(self):
+        keys = ((Qt.Key_Space, self.toggle_play), (Qt.Key_Period, self.step), (Qt.Key_R, self.restart),
+                (Qt.Key_C, lambda: self.set_driver("controller")), (Qt.Key_H, lambda: self.set_driver("keyboard")),
+                (Qt.Key_N, lambda: self.set_driver("random")), (Qt.Key_Plus, lambda: self._nudge_tau(10)),
+                (Qt.Key_Equal, lambda: self._nudge_tau(10)), (Qt.Key_Minus, lambda: self._nudge_tau(-10)))
+        for key, slot in keys:
+            shortcut = QShortcut(QKeySequence(key), self)
+            shortcut.setContext(Qt.WidgetWithChildrenShortcut)
+            shortcut.activated.connect(slot)
+
+    def shortcuts(self) -> list[tuple[str, str]]:
+        return [("Space", "play / pause the dream"), (".", "one step"), ("R", "restart from a new real frame"),
+                ("Arrows / WASD", "drive by hand (steer, gas, brake; Doom: left, right)"),
+                ("C / H / N", "controller / human keyboard / random drives"), ("+ / −", "temperature ± 0.1")]
+
+    # --- the open run ---------------------------------------------------------------------------------------------
+    def on_run_changed(self, part: str) -> None:
+        if part in ("run", "vae", "mdn", "latents", "rollouts", "controller"):
+            self._update_header()
+        if part == "controller":
+            self._take_controller()
+        elif part in ("run", "vae", "mdn") or not self.ready:
+            self._take_models()     # new latents or rollouts of a running dream serve the next session
+
+    def _update_header(self) -> None:
+        run = self.open_run
+        text = run.describe()
+        if run.contents is not None and self.ready:
+            notes = run.contents.problems()[:3]
+            if notes:
+                text += "<br><span style='color:#8a5a00'>" + " · ".join(notes) + "</span>"
+        self.header.setText(text)
+
+    def _take_models(self) -> None:
+        missing = self.open_run.missing("vae", "mdn")
+        was_running = self.worker.running
+        if missing:
+            self.ready = False
+            self.worker.stop()
+            self.message.setText(f"<p><b>The Dream pane needs V and M.</b></p><p>{missing}</p>")
+            self.stack.setCurrentIndex(0)
+            self._finish_view()
+            return
+        self.ready = True
+        self.game = self.open_run.game
+        self.stack.setCurrentIndex(1)
+        self.keys_label.setText("Arrows or WASD: ← → steer, ↑ gas, ↓ brake" if self.game == "carracing" else
+                                "Arrows or A / D: move left / right")
+        self._take_controller()
+        self.start_session(keep_running=was_running)
+
+    def _take_controller(self) -> None:
+        usable = self.ready and not self.open_run.missing("controller") and self.open_run.controller is not None
+        index = self.driver_box.findData("controller")
+        self.driver_box.model().item(index).setEnabled(usable)
+        self.driver_box.setItemData(index, "" if usable else self.open_run.missing("controller"), Qt.ToolTipRole)
+        self.controls.update(controller=self.open_run.controller if usable else None)
+        if not usable and self.driver_box.currentData() == "controller":
+            self.set_driver("random")
+        self._driver_changed()
+
+    def start_session(self, keep_running: bool = False) -> None:
+        """A new dream session from the current models and controls (a new episode 0)."""
+        if not self.ready:
+            return
+        vae, mdn, game = self.open_run.vae, self.open_run.mdn, self.game
+        latents = self.open_run.latents
+        starts = latents.mu if latents is not None and latents.mu.shape[1] == vae.z_size else None
+        start_frames = tuple(self.open_run.rollouts)
+        seed = [self.seed_spin.value(), self.sessions]
+        self.sessions += 1
+        real = self.real_check.isChecked()
+        self.controls.update(keys=keyboard_action(game, self.held))
+        self.latest = self.drawn_frame = None
+        self.recorded, self.errors = [], []
+        self.episodes = 0
+        self.step_times.clear()
+        session_seed = int(np.random.SeedSequence(seed).generate_state(1)[0])
+        decode = self.decoder_process.decode
+        self.worker.load(lambda: dream_session(vae, mdn, game, self.controls, session_seed, starts, start_frames,
+                                               real, decode))
+        if keep_running:
+            self.worker.run()
+        else:
+            self.worker.step()     # show the start
+
+    # --- controls ---------------------------------------------------------------------------------------------
+    def toggle_play(self):
+        self.play_button.toggle()
+
+    def _play_toggled(self, checked: bool):
+        if not self.ready:
+            self.play_button.setChecked(False)
+            return
+        if checked:
+            self.worker.run()
+            self.dream_view.setFocus()
+        else:
+            self.worker.pause()
+
+    def _show_running(self, running: bool):
+        self.play_button.blockSignals(True)
+        self.play_button.setChecked(running)
+        self.play_button.blockSignals(False)
+        self.play_button.setText("Pause" if running else "Play")
+
+    def step(self):
+        if self.ready:
+            self.worker.step()
+
+    def restart(self):
+        """End this episode; the next one starts from a new real frame (a paused dream shows its start)."""
+        if not self.ready:
+            return
+        self.controls.request_restart()
+        if not self.worker.running:
+            self.worker.step()
+
+    def _tau_changed(self, position: int):
+        tau = position / 100
+        self.tau_label.setText(f"τ = {tau:.2f}")
+        self.controls.update(tau=tau)
+
+    def _nudge_tau(self, delta: int):
+        self.tau_slider.setValue(self.tau_slider.value() + delta)
+
+    @property
+    def tau(self) -> float:
+        return self.tau_slider.value() / 100
+
+    def set_driver(self, driver: str) -> None:
+        index = self.driver_box.findData(driver)
+        if driver == "controller" and not self.driver_box.model().item(index).isEnabled():
+            self.status.emit(f"No controller to drive: {self.open_run.missing('controller')}")
+            return
+        self.driver_box.setCurrentIndex(index)
+
+    def _driver_changed(self, *_):
+        driver = self.driver_box.currentData()
+        self.controls.update(driver=driver)
+        self.human_flag.setVisible(driver == "keyboard")
+
+    def _real_toggled(self, checked: bool):
+        self.real_view.setVisible(checked)
+        self.error_widget.setVisible(checked)
+        self.start_session(keep_running=self.worker.running)
+
+    # --- the keyboard -----------------------------------------------------------------------------------------
+    def eventFilter(self, watched, event):
+        if event.type() == QEvent.FocusOut:
+            self._release_keys()
+        elif event.type() in (QEvent.KeyPress, QEvent.KeyRelease) and event.key() in DRIVE_KEYS:
+            if not event.isAutoRepeat():
+                self.drive_key(DRIVE_KEYS[event.key()], event.type() == QEvent.KeyPress)
+            return True
+        return super().eventFilter(watched, event)
+
+    def keyPressEvent(self, event):
+        if event.key() in DRIVE_KEYS and not event.isAutoRepeat():
+            self.drive_key(DRIVE_KEYS[event.key()], True)
+            return
+        super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event):
+        if event.key() in DRIVE_KEYS and not event.isAutoRepeat():
+            self.drive_key(DRIVE_KEYS[event.key()], False)
+            return
+        super().keyReleaseEvent(event)
+
+    def drive_key(self, what: str, pressed: bool) -> None:
+        """A driving key went down or up: the human takes over and the worker gets the new action."""
+        if pressed:
+            self.held.add(what)
+            if self.driver_box.currentData() != "keyboard":
+                self.set_driver("keyboard")
+        else:
+            self.held.discard(what)
+        self.controls.update(keys=keyboard_action(self.game, self.held))
+
+    def hideEvent(self, event):
+        self._release_keys()
+        self.worker.pause()
+        super().hideEvent(event)
+
+    def showEvent(self, event):
+        super().showEvent(event)
+        self.dream_view.setFocus()
+
+    def _release_keys(self):
+        """Keys released while another window had the focus never report it: let go of them all."""
+        if self.held:
+            self.held.clear()
+            self.controls.update(keys=keyboard_action(self.game, self.held))
+
+    # --- snapshots --------------------------------------------------------------------------------------------
+    def on_snapshots(self, batch: list[DreamFrame]):
+        self.frames_made += len(batch)
+        for frame in batch:
+            if frame.step == 0:
+                self.recorded, self.errors = [], []
+                self.episodes += 1
+            if len(self.recorded) < MAX_RECORDED:
+                self.recorded.append(frame)
+            if frame.error is not None:
+                self.errors.append((frame.step, frame.error))
+            self.step_times.append(frame.time)
+            if frame.ended:
+                log.info("Dream: episode %d ended after %d steps (%s); restarting", frame.episode + 1, frame.step,
+                         frame.ended)
+        self.latest = batch[-1]
+
+    def on_failed(self, message: str):
+        """The session raised (a game that is not installed, a broken file): say so; without the real game the
+        dream itself may still run."""
+        self.status.emit(f"The dream stopped: {message}")
+        if self.real_check.isChecked():
+            self.real_check.setChecked(False)      # starts a session of the dream alone
+            if self._view_target is not None:
+                self._continue_view()
+            return
+        self._finish_view()
+
+    def steps_per_second(self) -> float | None:
+        """The dream's rate over its last steps (None until there are two)."""
+        times = list(self.step_times)
+        if len(times) < 2 or times[-1] <= times[0]:
+            return None
+        return (len(times) - 1) / (times[-1] - times[0])
+
+    def draw(self):
+        frame = self.latest
+        if frame is None or frame is self.drawn_frame:
+            return
+        self.dream_view.set_frame(frame.dream)
+        self.dream_view.set_caption(f"episode {frame.episode + 1}, started from {frame.start}")
+        if frame.real is not None:
+            self.real_view.set_frame(frame.real)
+            self.real_view.set_caption(f"real score {frame.real_score:.1f}")
+            steps, errors = zip(*self.errors) if self.errors else ((), ())
+            self.error_plot.set_curve("error", steps, errors)
+        self.readout.setText(self._readout(frame))
+        now = time.perf_counter()
+        self.draw_times.append(now)
+        rate = self.steps_per_second()
+        shown = (len(self.draw_times) - 1) / (now - self.draw_times[0]) if len(self.draw_times) > 1 else None
+        self.rate_label.setText("" if rate is None else
+                                f"{rate:.0f} steps/s · drawn {shown or 0:.0f} fps" if self.worker.running else
+                                "paused")
+        self.recorded_label.setText(f"{len(self.recorded)} frames")
+        self.drawn_frame = frame
+        self.drawn.emit(frame)
+        if self._view_target is not None and frame.step >= self._view_target:
+            self.worker.pause()
+            self._finish_view()
+
+    def _readout(self, frame: DreamFrame) -> str:
+        parts = [f"step <b>{frame.step}</b>"]
+        if self.game == "doom":                  # a CarRacing M predicts no reward: only the real game scores
+            parts.append(f"score <b>{frame.score:.0f}</b>")
+        if frame.real_score is not None:
+            parts.append(f"real score <b>{frame.real_score:.1f}</b>")
+        parts += [f"τ {frame.tau:.2f}",
+                 f"driven by {DRIVERS[frame.driver].split(' ')[0].lower() if frame.driver != 'keyboard' else 'you'}"]
+        action = ", ".join(f"{value:+.2f}" for value in frame.action)
+        parts.append(f"action ({action})")
+        if frame.done_prob is not None:
+            parts.append(f"p(done) {frame.done_prob:.2f}")
+        if frame.error is not None:
+            parts.append(f"error {frame.error:.4f} (z {frame.z_error:.3f})")
+        if frame.ended:
+            parts.append(f"<span style='color:#b00000'>ends: {frame.ended}</span>")
+        return " · ".join(parts)
+
+    # --- export -----------------------------------------------------------------------------------------------
+    def view_frame(self) -> np.ndarray:
+        return grab_frame(self.views if self.stack.currentIndex() == 1 else self.message)
+
+    def can_export_animation(self) -> bool:
+        return bool(self.recorded)
+
+    def export_frames(self, size: int) -> list[np.ndarray]:
+        """The recorded episode as frames of size x size (real | dream side by side when the real game ran)."""
+        frames = []
+        factor = max(1, size // 64)
+        for frame in self.recorded:
+            dream = frame.dream.repeat(factor, 0).repeat(factor, 1)
+            if frame.real is not None:
+                real = frame.real.repeat(factor, 0).repeat(factor, 1)
+                gap = np.full((dream.shape[0], GAP, 3), 255, np.uint8)
+                dream = np.concatenate([real, gap, dream], axis=1)
+            frames.append(dream)
+        return frames
+
+    def export_animation(self, path, progress: Progress | None = None) -> Path:
+        if not self.recorded:
+            raise ConfigError("nothing to export yet: play the dream first")
+        return write_animation(path, self.export_frames(int(self.size_box.currentData())),
+                               fps=self.fps_spin.value(), progress=progress)
+
+    # --- screenshots, settings, shutdown -------------------------------------------------------------------------
+    def prepare_view(self, steps: int | None) -> None:
+        """Dream `steps` steps (default 60) as fast as possible, then view_ready."""
+        self._view_target = DEFAULT_SCREENSHOT_STEPS if steps is None else int(steps)
+        self._tried_real = False
+        QTimer.singleShot(0, self._continue_view)   # never before the event loop runs (the window may close)
+
+    def _continue_view(self):
+        if self._view_target is None:
+            return
+        if self.open_run.loading:
+            QTimer.singleShot(100, self._continue_view)
+            return
+        if not self.ready:
+            self._finish_view()
+            return
+        if self.driver_box.model().item(self.driver_box.findData("controller")).isEnabled():
+            self.set_driver("controller")
+        if not self._tried_real:       # the richest picture: the real game beside the dream, the error curve
+            self._tried_real = True
+            self.real_check.setChecked(True)
+        self.worker.set_rate(None)
+        self.worker.run()
+
+    def _finish_view(self):
+        if self._view_target is not None:
+            self._view_target = None
+            self.worker.set_rate(self.speed_box.currentData())
+            self.view_ready.emit()
+
+    def load_settings(self, settings: QSettings) -> None:
+        self.tau_slider.setValue(int(round(100 * read(settings, "tau", 1.0, float))))
+        self.cap_spin.setValue(read(settings, "cap", DEFAULT_CAP, int))
+        speed = read(settings, "speed", DEFAULT_SPEED, int) or None
+        self.speed_box.setCurrentIndex(SPEEDS.index(speed) if speed in SPEEDS else SPEEDS.index(DEFAULT_SPEED))
+        driver = read(settings, "driver", "random", str)
+        if driver in DRIVERS:
+            self.set_driver(driver)
+        self.fps_spin.setValue(read(settings, "fps", 30, int))
+        size = read(settings, "size", 256, int)
+        if size in EXPORT_SIZES:
+            self.size_box.setCurrentIndex(EXPORT_SIZES.index(size))
+
+    def save_settings(self, settings: QSettings) -> None:
+        settings.setValue("tau", self.tau)
+        settings.setValue("cap", self.cap_spin.value())
+        settings.setValue("speed", self.speed_box.currentData() or 0)
+        settings.setValue("driver", self.driver_box.currentData())
+        settings.setValue("fps", self.fps_spin.value())
+        settings.setValue("size", int(self.size_box.currentData()))
+
+    def shutdown(self) -> None:
+        self._timer.stop()
+        self.worker.shutdown()
+        self.decoder_process.close()
+        if self._own_run:
+            self.open_run.shutdown()
+
