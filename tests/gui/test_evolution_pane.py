@@ -7,6 +7,7 @@ from wm_studio.core.es.demo import EsSettings, parse_vector
 from wm_studio.core.export import read_animation, read_png, write_png
 from wm_studio.gui.main_window import MainWindow
 from wm_studio.gui.panes.evolution import SPEEDS
+from wm_studio.gui.views.curves import set_heading
 
 WAIT_MS = 20_000
 
@@ -345,3 +346,17 @@ def test_changing_the_problem_mid_run_waits_for_reset(qtbot, studio):
     qtbot.waitUntil(lambda: pane.drawn_snapshot is not None and pane.drawn_snapshot.dimension == 10,
                     timeout=WAIT_MS)
     assert np.allclose(scatter_points(pane.figure.search.start), [np.zeros(10) @ pane.drawn_snapshot.basis])
+
+
+def test_the_curves_stay_inside_the_figure_whatever_the_heading(qtbot, studio):
+    _, pane = studio
+    figure = pane.figure
+    step_to(qtbot, pane, 2)
+    figure.setFixedWidth(900)
+    qtbot.waitUntil(lambda: figure.range.width() == 900, timeout=WAIT_MS)
+    long_heading = "a heading far wider than the figure " * 10
+    set_heading(figure, figure.title, long_heading)
+    step_to(qtbot, pane, 3)                               # the readout replaces it
+    for plot in (figure.fitness, figure.sigma_plot, figure.ratio_plot):
+        assert plot.geometry().right() <= figure.range.right() + 0.5
+    assert figure.ci.geometry().width() == figure.range.width()

@@ -148,3 +148,22 @@ def test_shutdown_closes_the_generator_and_ends_the_thread(qtbot):
     assert worker.shutdown(timeout_ms=WAIT_MS)
     assert not worker.is_alive()
     assert counter.closed_on == list(counter.threads)
+
+
+def test_idle_waits_for_the_snapshot_being_made_when_paused(qtbot, worker):
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_stage():
+        yield 0
+        entered.set()
+        release.wait(WAIT_MS / 1000)       # a long training batch, under way when the pause comes
+        yield 1
+
+    worker.load(slow_stage)
+    worker.run()
+    assert entered.wait(WAIT_MS / 1000)
+    worker.pause()
+    assert not worker.busy and not worker.idle           # paused, but batch 1 is still being made
+    release.set()
+    qtbot.waitUntil(lambda: worker.idle, timeout=WAIT_MS)
+    assert worker.received == [0, 1]                     # idle: the last snapshot has been delivered

@@ -5,7 +5,11 @@ import sys
 import numpy as np
 import pytest
 
+from wm_studio.commands.gui import DREAM_STEPS
 from wm_studio.core.export import read_animation, read_png
+from wm_studio.core.run_contents import DEFAULT_MODEL
+
+from tiny_run import make_run
 
 
 def wm_studio(*args, env, cwd):
@@ -94,3 +98,24 @@ def test_plain_wm_studio_without_a_display_is_what_make_studio_runs(tmp_path, st
     assert "no display" in result.stdout
     frames = read_animation(tmp_path / "wm-studio-schaffer.gif")
     assert 2 < len(frames) <= 61 and frames_differ(frames[:5])
+    assert DEFAULT_MODEL.is_dir(), "the checkout ships its bundled model"
+    assert "wrote a dream of the bundled default model" in result.stdout
+    assert "driven by the controller C" in result.stdout
+    dream = read_animation(tmp_path / "wm-studio-dream.gif")
+    assert len(dream) == DREAM_STEPS and dream[0].shape == (256, 256, 3)
+    assert not np.array_equal(dream[0], dream[-1])
+
+
+def test_no_display_dreams_the_chosen_run_or_says_what_is_missing(tmp_path, studio_env):
+    env = {k: v for k, v in studio_env.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    run = make_run(tmp_path / "run", parts=("vae", "mdn", "latents"))
+    result = wm_studio("gui", "--generations", "1", "--run", str(run.root), env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "driven by random actions" in result.stdout      # the run has no controller
+    assert len(read_animation(tmp_path / "wm-studio-dream.gif")) == DREAM_STEPS
+    (tmp_path / "wm-studio-dream.gif").unlink()
+    run.model_path("mdn").unlink()
+    result = wm_studio("gui", "--generations", "1", "--run", str(run.root), env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "no dream written" in result.stdout and "wm-studio train-mdn" in result.stdout
+    assert not (tmp_path / "wm-studio-dream.gif").exists()

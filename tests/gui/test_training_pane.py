@@ -95,8 +95,7 @@ def test_pause_stops_progress_resume_continues_and_stop_then_start_resumes(qtbot
     pane.pause()
     assert pane.resume_button.isEnabled() and not pane.pause_button.isEnabled()
     assert pane.stage_items["vae"].text(1).startswith("paused")
-    qtbot.waitUntil(lambda: not pane.worker.busy, timeout=WAIT_MS)
-    qtbot.wait(300)                                      # a snapshot made before the pause may still arrive
+    qtbot.waitUntil(lambda: pane.worker.idle, timeout=WAIT_MS)   # the batch under way is done and delivered
     paused_at = pane.latest["vae"].done
     qtbot.wait(1500)
     assert pane.latest["vae"].done == paused_at          # nothing was pulled while paused

@@ -3,11 +3,7 @@
 A handler gets the parsed arguments and returns an exit code. It raises WmStudioError for anything the user
 must fix: the CLI prints the message alone, without a traceback.
 """
-from wm_studio.commands import es, gui
-from wm_studio.commands import collect
-from wm_studio.commands import dream, mdn
-from wm_studio.commands import vae
-from wm_studio.commands import controller, evaluate, pipeline
-from wm_studio.commands import desktop
+from wm_studio.commands import collect, controller, desktop, dream, es, evaluate, gui, mdn, pipeline, vae
 
-COMMAND_MODULES = [gui, es, collect, mdn, dream, vae, controller, evaluate, pipeline, desktop]
+# In the order of the help text: the studio, the CMA-ES demo, then the pipeline's steps.
+COMMAND_MODULES = [gui, es, collect, vae, mdn, dream, controller, evaluate, pipeline, desktop]

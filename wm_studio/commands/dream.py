@@ -1,8 +1,8 @@
 """`wm-studio dream`: let M dream from a real frame, decode the dream with V and write it as a GIF or MP4.
 
-The dream is driven by the collector's "brownian" random policy (wm_studio.core.data.policies): smooth random
-steering and speed for CarRacing, left / none / right held for a while for Doom. Driving it with a trained
-controller comes with the controller stage.
+The dream is driven by the run's trained controller C (on M's z and h, as in the game), or with --driver random
+by the collector's "brownian" random policy (wm_studio.core.data.policies): smooth random steering and speed for
+CarRacing, left / none / right held for a while for Doom.
 """
 from __future__ import annotations
 
@@ -22,6 +22,9 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="picks the start frame, the actions and the noise")
     parser.add_argument("--fps", type=float, default=25.0, help="frames per second of the file (default 25)")
     parser.add_argument("--size", type=int, default=256, help="width and height of the frames in pixels")
+    parser.add_argument("--driver", choices=("auto", "controller", "random"), default="auto",
+                        help="who picks the actions: the trained controller C, random (brownian) actions, or "
+                             "auto: C when the run has one (default)")
     parser.set_defaults(func=run)
 
 
@@ -37,31 +40,46 @@ def run(args) -> int:
         if not run_folder.model_path(stage).is_file():
             raise CheckpointError(f"{run_folder.model_path(stage)} does not exist: run "
                                   f"`wm-studio {command} --run {args.run}` first")
-    frames, ended = dream_frames(run_folder, args.steps, args.tau, args.seed)
+    has_controller = run_folder.model_path("controller").is_file()
+    if args.driver == "controller" and not has_controller:
+        raise CheckpointError(f"{run_folder.model_path('controller')} does not exist: run "
+                              f"`wm-studio train-controller --run {args.run}` first, or use --driver random")
+    driver = "controller" if args.driver == "controller" or (args.driver == "auto" and has_controller) else "random"
+    frames, ended = dream_frames(run_folder, args.steps, args.tau, args.seed, driver)
     path = write_animation(args.out, list(frames), fps=args.fps, size=(args.size, args.size))
     note = f" (the dream ended after {len(frames) - 1} steps: M predicted the end of the episode)" if ended else ""
-    print(f"wrote {len(frames)} frames to {path}{note}")
+    print(f"wrote {len(frames)} frames of a dream driven by {DRIVERS[driver]} to {path}{note}")
     return 0
 
 
-def dream_frames(run, steps: int, tau: float, seed: int) -> tuple[np.ndarray, bool]:
-    """(uint8 frames (N, 64, 64, 3) with N <= steps, whether M ended the dream early) for one dream of the run."""
+DRIVERS = {"controller": "the controller C", "random": "random actions"}
+
+
+def dream_frames(run, steps: int, tau: float, seed: int, driver: str = "random") -> tuple[np.ndarray, bool]:
+    """(uint8 frames (N, 64, 64, 3) with N <= steps, whether M ended the dream early) for one dream of the run,
+    driven by the run's controller ("controller") or brownian random actions ("random")."""
     from wm_studio.core.data.dataset import rollout_files
     from wm_studio.core.data.policies import make_policy
     from wm_studio.core.envs.dream import DreamEnv, decode_frames, real_starts
+    from wm_studio.core.models.controller import load_controller
     from wm_studio.core.models.mdnrnn import load_mdn
     from wm_studio.core.models.serialization import load_vae
 
     rng = np.random.default_rng(seed)
+    controller = load_controller(run.model_path("controller"))[0] if driver == "controller" else None
     vae, mdn = load_vae(run.model_path("vae")), load_mdn(run.model_path("mdn"))
     config = run.config
     threshold = config.get("controller", {}).get("done_threshold", 0.5)
     env = DreamEnv(mdn, vae, tau=tau, done_threshold=threshold, max_steps=max(steps - 1, 1), seed=seed,
                    starts=real_starts(rollout_files(run.latents_dir), 1, rng))
     policy = make_policy("brownian", config.get("env", "carracing"), rng)
-    z, _ = env.reset()
+    z, info = env.reset()
     latents = [z[0]]
     while len(latents) < steps and env.alive[0]:
-        z, *_ = env.step(policy.act(None)[None])    # the brownian policy does not look at the frame
+        if controller is not None:
+            action = controller.act(z, info["h"], info["c"])
+        else:
+            action = policy.act(None)[None]          # the brownian policy does not look at the frame
+        z, _, _, _, info = env.step(action)
         latents.append(z[0])
     return decode_frames(vae, np.stack(latents)), bool(env.terminated[0])

@@ -5,13 +5,17 @@ import os
 import sys
 
 NO_DISPLAY_ANIMATION = "wm-studio-schaffer.gif"
+NO_DISPLAY_DREAM = "wm-studio-dream.gif"
+DREAM_STEPS = 200
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("gui", help="open the studio (the default command)",
                                    description="Open the studio. With no display it says so and does the "
                                                "headless part of its job instead: it renders the CMA-ES Schaffer "
-                                               "animation to a file (see --out).")
+                                               "animation to a file (see --out) and, from the run (default: the "
+                                               f"bundled model), a dream driven by its controller "
+                                               f"({NO_DISPLAY_DREAM} beside it).")
     parser.add_argument("--pane", default=None,
                         help="the pane to open first (evolution, latent, dream, ...)")
     parser.add_argument("--generations", type=int, default=None,
@@ -47,13 +51,35 @@ def run(args) -> int:
 
 
 def export_instead(args) -> int:
-    """No display: say so in one line and render the Evolution pane's Schaffer demo to a file."""
+    """No display: say so in one line, render the Evolution pane's Schaffer demo and a dream of the model."""
+    from pathlib import Path
+
     from wm_studio.commands.es import DEFAULT_GENERATIONS, animate_to_file
     from wm_studio.core.es.demo import EsSettings
     from wm_studio.gui.render import DEFAULT_SIZE
 
-    out = args.out or NO_DISPLAY_ANIMATION
+    out = Path(args.out or NO_DISPLAY_ANIMATION)
     print(f"wm-studio: no display (DISPLAY and WAYLAND_DISPLAY are unset), so the studio cannot open a window; "
           f"writing the CMA-ES Schaffer animation to {out} instead (--out FILE to choose).", flush=True)
     animate_to_file(EsSettings(), args.generations or DEFAULT_GENERATIONS, out, 10.0, DEFAULT_SIZE)
+    write_dream(args.run, out.with_name(NO_DISPLAY_DREAM))
     return 0
+
+
+def write_dream(run: str | None, out) -> None:
+    """The Dream pane's headless counterpart: a dream of the run (default: the bundled model) as a GIF."""
+    from wm_studio.commands.dream import DRIVERS, dream_frames
+    from wm_studio.core.export import write_animation
+    from wm_studio.core.run_contents import DEFAULT_MODEL, inspect_run
+    from wm_studio.core.runs import Run
+
+    contents = inspect_run(run or DEFAULT_MODEL)
+    missing = contents.missing("vae", "mdn")
+    if missing:
+        print(f"wm-studio: no dream written: {contents.name}: {missing}", flush=True)
+        return
+    driver = "controller" if contents.usable("controller") else "random"
+    frames, _ = dream_frames(Run(contents.root), DREAM_STEPS, 1.0, 0, driver)
+    write_animation(out, list(frames), fps=25.0, size=(256, 256))
+    print(f"wm-studio: wrote a dream of {contents.name} ({len(frames)} frames, M predicting and V drawing, "
+          f"driven by {DRIVERS[driver]}) to {out}", flush=True)

@@ -1,4 +1,4 @@
-"""`wm-studio pipeline`: collect, V, M and C in order, resuming whatever is already done."""
+"""`wm-studio pipeline`: collect, V, M and C in order, resuming whatever is already done; `wm-studio bundle`."""
 from __future__ import annotations
 
 import sys
@@ -20,6 +20,7 @@ def register(subparsers) -> None:
     parser.add_argument("--device", default="auto", help="for V and M: auto, cpu, gpu or gpu:N (default auto)")
     add_runner_options(parser)
     parser.set_defaults(func=run)
+    register_bundle(subparsers)
 
 
 def run(args) -> int:
@@ -38,4 +39,24 @@ def run(args) -> int:
     ran = [r.label for r in results if not r.skipped]
     print(f"pipeline: {len(ran)} of {len(results)} steps run ({', '.join(ran) or 'none'}) in "
           f"{format_duration(time.monotonic() - start)}; models in {run_folder.root / 'models'}")
+    return 0
+
+
+def register_bundle(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "bundle", help="copy a trained run compactly (float16, a few rollouts) for shipping",
+        description="Copy RUN's config, V, M and C (as float16), its first few rollouts and their latents and its "
+                    "metrics into OUT, leaving checkpoints and the rest of the data behind. This is how "
+                    "resources/default_model, the model the studio opens on first launch, is made.")
+    parser.add_argument("--run", required=True, help="a finished run folder")
+    parser.add_argument("--out", required=True, help="the folder to write (replaced if it exists)")
+    parser.add_argument("--rollouts", type=int, default=6, help="rollouts (and latents) to keep (default 6)")
+    parser.set_defaults(func=bundle)
+
+
+def bundle(args) -> int:
+    from wm_studio.core.bundle import make_bundle
+    from wm_studio.core.runs import Run
+
+    print(make_bundle(Run.open(args.run), args.out, args.rollouts).summary())
     return 0

@@ -95,8 +95,8 @@ def _pick(grads: dict, indexes) -> tuple:
     return tuple(grads[index] for index in indexes)
 
 
-class Convolution2DNHWC(function_node.FunctionNode):
-    """y = conv(x, W) + b with x, y NHWC and W (out, in, kh, kw), no padding."""
+class _StridedNHWC(function_node.FunctionNode):
+    """A strided layer y = f(x, W) + b on NHWC x; subclasses give f (`_forward`) and the `gradients`."""
 
     def __init__(self, stride: int):
         self.stride = stride
@@ -104,6 +104,19 @@ class Convolution2DNHWC(function_node.FunctionNode):
     def forward(self, inputs):
         x, W = inputs[:2]
         self.retain_inputs((0,))
+        y = self._forward(x, W)
+        if len(inputs) == 3:
+            y += inputs[2]
+        return y,
+
+    def backward(self, indexes, grad_outputs):
+        return _FirstOrderGrad(self, indexes).apply(grad_outputs)
+
+
+class Convolution2DNHWC(_StridedNHWC):
+    """y = conv(x, W) + b with x, y NHWC and W (out, in, kh, kw), no padding."""
+
+    def _forward(self, x, W):
         out_channels, in_channels, kh, kw = W.shape
         batch, height, width, _ = x.shape
         oh, ow = conv_output_size(height, kh, self.stride), conv_output_size(width, kw, self.stride)
@@ -112,12 +125,7 @@ class Convolution2DNHWC(function_node.FunctionNode):
         for part in batch_chunks(batch, oh * ow * kh * kw * in_channels):
             col = im2col(x[part], kh, kw, self.stride, oh, ow)
             np.dot(col, self.wmat, out=y[part].reshape(-1, out_channels))
-        if len(inputs) == 3:
-            y += inputs[2]
-        return y,
-
-    def backward(self, indexes, grad_outputs):
-        return _FirstOrderGrad(self, indexes).apply(grad_outputs)
+        return y
 
     def gradients(self, gy, indexes):
         x = self.get_retained_inputs()[0].array
@@ -139,15 +147,10 @@ class Convolution2DNHWC(function_node.FunctionNode):
         return _pick(grads, indexes)
 
 
-class Deconvolution2DNHWC(function_node.FunctionNode):
+class Deconvolution2DNHWC(_StridedNHWC):
     """y = deconv(x, W) + b (the transpose of a strided convolution) with x, y NHWC and W (in, out, kh, kw)."""
 
-    def __init__(self, stride: int):
-        self.stride = stride
-
-    def forward(self, inputs):
-        x, W = inputs[:2]
-        self.retain_inputs((0,))
+    def _forward(self, x, W):
         in_channels, out_channels, kh, kw = W.shape
         batch, height, width, _ = x.shape
         oh, ow = deconv_output_size(height, kh, self.stride), deconv_output_size(width, kw, self.stride)
@@ -164,12 +167,7 @@ class Deconvolution2DNHWC(function_node.FunctionNode):
             for part in batch_chunks(batch, height * width * kh * kw * out_channels):
                 col = np.dot(x[part].reshape(-1, in_channels), self.wmat)
                 col2im(col.reshape(-1, height, width, kh, kw, out_channels), y[part], self.stride)
-        if len(inputs) == 3:
-            y += inputs[2]
-        return y,
-
-    def backward(self, indexes, grad_outputs):
-        return _FirstOrderGrad(self, indexes).apply(grad_outputs)
+        return y
 
     def gradients(self, gy, indexes):
         x = self.get_retained_inputs()[0].array

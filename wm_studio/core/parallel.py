@@ -63,6 +63,21 @@ DASK_INSTALL_HINT = 'the dask backend needs the cluster extra: pip install -e ".
 _environ_lock = threading.Lock()
 
 
+def start_single_threaded(process) -> None:
+    """Start a child process with its BLAS pinned to one thread (it copies os.environ when it starts)."""
+    with _environ_lock:
+        saved = {name: os.environ.get(name) for name in SINGLE_THREAD_ENV}
+        os.environ.update(SINGLE_THREAD_ENV)
+        try:
+            process.start()
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
 class TaskError(WmStudioError):
     """A task raised an exception, or kept killing or hanging its worker."""
 
@@ -200,17 +215,7 @@ class _Worker:
         self.connection, child_end = mp_context.Pipe(duplex=True)
         self.process = mp_context.Process(target=_worker_main, args=(child_end,), daemon=True,
                                           name="wm-studio-worker")
-        with _environ_lock:  # the child copies os.environ at start: pin its BLAS threads there
-            saved = {name: os.environ.get(name) for name in SINGLE_THREAD_ENV}
-            os.environ.update(SINGLE_THREAD_ENV)
-            try:
-                self.process.start()
-            finally:
-                for name, value in saved.items():
-                    if value is None:
-                        os.environ.pop(name, None)
-                    else:
-                        os.environ[name] = value
+        start_single_threaded(self.process)
         child_end.close()
         self.task: int | None = None
         self.deadline = float("inf")

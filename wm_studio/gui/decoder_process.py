@@ -19,17 +19,15 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import threading
 
 import numpy as np
 
 from wm_studio.core.errors import WmStudioError
-from wm_studio.core.parallel import SINGLE_THREAD_ENV
+from wm_studio.core.parallel import start_single_threaded
 
 log = logging.getLogger(__name__)
 
-_environ_lock = threading.Lock()
 STOP_TIMEOUT_S = 2.0
 
 
@@ -101,17 +99,7 @@ class DecoderProcess:
         context = multiprocessing.get_context("spawn")
         self._connection, child = context.Pipe(duplex=True)
         self._process = context.Process(target=_serve, args=(child,), daemon=True, name="wm-studio decoder")
-        with _environ_lock:  # the child copies os.environ when it starts: pin its BLAS to one thread there
-            saved = {name: os.environ.get(name) for name in SINGLE_THREAD_ENV}
-            os.environ.update(SINGLE_THREAD_ENV)
-            try:
-                self._process.start()
-            finally:
-                for name, value in saved.items():
-                    if value is None:
-                        os.environ.pop(name, None)
-                    else:
-                        os.environ[name] = value
+        start_single_threaded(self._process)
         child.close()
         self._loaded = None
 

@@ -16,27 +16,15 @@ from __future__ import annotations
 
 import logging
 import threading
-import traceback
 from typing import Any, Callable
 
-from PyQt5.QtCore import QObject, QThread, pyqtSignal, pyqtSlot
+from PyQt5.QtCore import QObject, pyqtSignal, pyqtSlot
 
-from wm_studio.core.errors import WmStudioError
-from wm_studio.gui.workers import describe_error
+from wm_studio.gui.workers import LoopThread, log_failure
 
 log = logging.getLogger(__name__)
 
 _EMPTY = object()
-
-
-class _Thread(QThread):
-    def __init__(self, loop: Callable[[], None], name: str, parent: QObject):
-        super().__init__(parent)
-        self._loop = loop
-        self.setObjectName(name)
-
-    def run(self):
-        self._loop()
 
 
 class MailboxThread(QObject):
@@ -58,7 +46,7 @@ class MailboxThread(QObject):
         self._busy = False
         self._quit = False
         self._ready.connect(self._deliver)
-        self._thread = _Thread(self._serve, f"wm-studio {name}", self)
+        self._thread = LoopThread(self._serve, f"wm-studio {name}", self)
         self._thread.start()
 
     def post(self, request: Any) -> None:
@@ -105,11 +93,7 @@ class MailboxThread(QObject):
             try:
                 outcome = (request, self._handler(request), None)
             except Exception as exc:  # logged and reported; the thread serves the next request
-                if isinstance(exc, WmStudioError):
-                    log.error("%s: %s", self.name, exc)
-                else:
-                    log.error("%s failed:\n%s", self.name, "".join(traceback.format_exception(exc)).rstrip())
-                outcome = (request, None, describe_error(exc))
+                outcome = (request, None, log_failure(log, self.name, exc))
             with self._cond:
                 self._busy = False
                 self._outbox.append(outcome)

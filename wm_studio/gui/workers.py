@@ -66,7 +66,16 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-class _LoopThread(QThread):
+def log_failure(logger: logging.Logger, name: str, exc: BaseException) -> str:
+    """Log what went wrong on a thread (the traceback, unless it is one of our own errors); return the user's line."""
+    if isinstance(exc, WmStudioError):
+        logger.error("%s: %s", name, exc)
+    else:
+        logger.error("%s failed:\n%s", name, "".join(traceback.format_exception(exc)).rstrip())
+    return describe_error(exc)
+
+
+class LoopThread(QThread):
     """A QThread whose run() is the worker's loop (no event loop: the loop waits on a condition instead)."""
 
     def __init__(self, loop: Callable[[], None], name: str, parent: QObject):
@@ -102,11 +111,12 @@ class GeneratorWorker(QObject):
         self._quit = False
         self._outbox: list = []
         self._delivery_queued = False
+        self._pulling = False            # the worker thread is inside next(generator)
         self._max_pending = max(1, max_pending)
         self._ready.connect(self._deliver)
         self._failed_in.connect(self._on_failed)
         self._finished_in.connect(self._on_finished)
-        self._thread = _LoopThread(self._serve, f"wm-studio {name} worker", self)
+        self._thread = LoopThread(self._serve, f"wm-studio {name} worker", self)
         self._thread.start()
         _LIVE.add(self)
 
@@ -172,6 +182,12 @@ class GeneratorWorker(QObject):
         with self._cond:
             return self._running or self._steps > 0
 
+    @property
+    def idle(self) -> bool:
+        """Not busy, no snapshot being made (a pause lets the pull under way finish) and nothing left to deliver."""
+        with self._cond:
+            return not (self._running or self._steps > 0 or self._pulling or self._outbox or self._delivery_queued)
+
     def is_alive(self) -> bool:
         return self._thread.isRunning()
 
@@ -225,6 +241,7 @@ class GeneratorWorker(QObject):
                 if stepping:
                     self._steps -= 1
                 rate = None if stepping else self._rate
+                self._pulling = not (quitting or reloading)
             if quitting or reloading:
                 self._close(generator)
                 generator = None
@@ -240,9 +257,12 @@ class GeneratorWorker(QObject):
                     with self._cond:
                         if self._cond.wait_for(lambda: self._quit or self._load != current or not self._running
                                                or self._steps > 0, timeout=delay):
+                            self._pulling = False
                             continue
                 next_due = max(next_due, time.monotonic()) + 1.0 / rate
             generator = self._pull(generator, current)
+            with self._cond:
+                self._pulling = False
             if time.monotonic() - last_pause > GIL_SHARE_INTERVAL:
                 # A pure-Python stage would hold the GIL almost all the time and the GUI thread would get it only
                 # every few switch intervals: step aside briefly now and then so the window stays responsive.
@@ -283,11 +303,7 @@ class GeneratorWorker(QObject):
         with self._cond:
             self._running = False
             self._steps = 0
-        if isinstance(exc, WmStudioError):
-            log.error("%s: %s", self.name, exc)
-        else:
-            log.error("%s failed:\n%s", self.name, "".join(traceback.format_exception(exc)).rstrip())
-        self._failed_in.emit(load, describe_error(exc))
+        self._failed_in.emit(load, log_failure(log, self.name, exc))
 
     def _close(self, generator):
         close = getattr(generator, "close", None)

@@ -7,6 +7,7 @@ from wm_studio.core.errors import ConfigError
 from wm_studio.core.export import read_animation
 from wm_studio.core.files import save_npz
 from wm_studio.core.envs.dream import DreamEnv, real_starts
+from wm_studio.core.models.controller import Controller, save_controller
 from wm_studio.core.models.mdnrnn import MDNRNN
 from wm_studio.core.models.serialization import save_model
 from wm_studio.core.models.vae import ConvVAE
@@ -168,3 +169,25 @@ def test_the_dream_command_names_the_missing_stage(tmp_path, capsys):
     save_model(run.model_path("vae"), ConvVAE(Z), {"kind": "vae", "z_size": Z})
     assert main(["dream", "--run", str(run.root), "--out", str(tmp_path / "d.gif")]) == 2
     assert "wm-studio train-mdn --run" in capsys.readouterr().err
+
+
+def test_the_dream_command_lets_the_controller_drive(tiny_run, tmp_path, capsys):
+    run, _ = tiny_run
+    random_out, driven_out = tmp_path / "random.gif", tmp_path / "driven.gif"
+    args = ["dream", "--run", str(run.root), "--steps", "10", "--size", "64", "--seed", "3"]
+    assert main([*args, "--driver", "controller", "--out", str(driven_out)]) == 2
+    assert "wm-studio train-controller --run" in capsys.readouterr().err
+    controller = Controller.for_game("carracing", Z, H)
+    controller.set_params(np.random.default_rng(0).normal(0, 3.0, controller.n_params))
+    save_controller(run.model_path("controller"), controller)
+    try:
+        assert main([*args, "--out", str(driven_out)]) == 0          # auto: the controller, since there is one
+        assert "driven by the controller C" in capsys.readouterr().out
+        assert main([*args, "--driver", "random", "--out", str(random_out)]) == 0
+        assert "driven by random actions" in capsys.readouterr().out
+    finally:
+        run.model_path("controller").unlink()
+    driven, random = read_animation(driven_out), read_animation(random_out)
+    assert len(driven) == len(random) == 10
+    np.testing.assert_array_equal(driven[0], random[0])              # the same start frame
+    assert any(not np.array_equal(a, b) for a, b in zip(driven[1:], random[1:]))   # other actions, other dream

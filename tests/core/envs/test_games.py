@@ -1,4 +1,5 @@
 """The real games behind one API: CarRacing (gym, Box2D) and Doom Take Cover (vizdoom), headless."""
+import contextlib
 import os
 import subprocess
 import sys
@@ -29,11 +30,26 @@ def play(env, actions, seed):
     return np.stack(observations), np.stack(frames), np.array(rewards)
 
 
-@pytest.fixture(scope="module")
-def car():
-    env = make_env("carracing")
-    yield env
-    env.close()
+@contextlib.contextmanager
+def opened(name, **options):
+    env = make_env(name, **options)
+    try:
+        yield env
+    finally:
+        env.close()
+
+
+def game_fixture(name):
+    """A module-wide game, closed at the end."""
+    @pytest.fixture(scope="module")
+    def game():
+        with opened(name) as env:
+            yield env
+    return game
+
+
+car = game_fixture("carracing")
+doom = game_fixture("doom")
 
 
 def test_carracing_shapes_and_types(car):
@@ -61,25 +77,18 @@ def test_carracing_observation_is_the_frame_without_its_dashboard(car):
 def test_carracing_same_seed_same_episode(car):
     actions = [GAS, np.array([0.5, 0.5, 0.0])] * 10
     first = play(car, actions, seed=11)
-    other = make_env("carracing")
-    try:
+    with opened("carracing") as other:
         second = play(other, actions, seed=11)
         different = play(other, actions, seed=12)
-    finally:
-        other.close()
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(first[1], different[1])
 
 
 def test_make_env_seed_is_used_by_the_first_reset():
-    a, b = make_env("carracing", seed=21), make_env("carracing", seed=21)
-    try:
+    with opened("carracing", seed=21) as a, opened("carracing", seed=21) as b:
         np.testing.assert_array_equal(a.reset()[1]["frame"], b.reset()[1]["frame"])
         np.testing.assert_array_equal(a.reset(seed=5)[1]["frame"], b.reset(seed=5)[1]["frame"])
-    finally:
-        a.close()
-        b.close()
 
 
 def test_carracing_actions_are_clipped(car):
@@ -92,20 +101,10 @@ def test_carracing_actions_are_clipped(car):
 
 
 def test_carracing_max_steps_truncates():
-    env = make_env("carracing", seed=1, max_steps=5)
-    try:
+    with opened("carracing", seed=1, max_steps=5) as env:
         env.reset()
         flags = [env.step(GAS)[3] for _ in range(5)]
-    finally:
-        env.close()
     assert flags == [False] * 4 + [True]
-
-
-@pytest.fixture(scope="module")
-def doom():
-    env = make_env("doom")
-    yield env
-    env.close()
 
 
 def test_doom_shapes_reward_and_buttons(doom):

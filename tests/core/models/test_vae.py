@@ -132,35 +132,25 @@ def test_fast_path_matches_chainers_own_layers_in_outputs_and_gradients():
         np.testing.assert_allclose(fast_grads[name] / scale, grad / scale, atol=2e-5, err_msg=name)
 
 
-@pytest.mark.parametrize("size, in_c, out_c, ksize, stride",
-                         [(9, 3, 4, 4, 2), (8, 2, 3, 3, 1), (7, 3, 2, 4, 2)])
-def test_fast_convolution_equals_chainer_and_its_gradient_checks(size, in_c, out_c, ksize, stride):
-    rng = np.random.default_rng(size)
-    x = rng.standard_normal((2, in_c, size, size)).astype(np.float64)
-    W = rng.standard_normal((out_c, in_c, ksize, ksize)).astype(np.float64)
-    b = rng.standard_normal(out_c).astype(np.float64)
-    nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-    y = chainer_fast.convolution_2d(nhwc, W, b, stride=stride).array
-    expected = F.convolution_2d(x, W, b, stride=stride).array.transpose(0, 2, 3, 1)
-    np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-10)
-    gy = rng.standard_normal(y.shape)
-    gradient_check.check_backward(lambda *a: chainer_fast.convolution_2d(*a, stride=stride), (nhwc, W, b), gy,
-                                  dtype=np.float64, atol=1e-6, rtol=1e-6)
-
-
-@pytest.mark.parametrize("size, in_c, out_c, ksize, stride",
-                         [(1, 5, 3, 5, 2), (3, 4, 2, 5, 2), (4, 3, 2, 6, 2), (3, 2, 3, 3, 1)])
-def test_fast_deconvolution_equals_chainer_and_its_gradient_checks(size, in_c, out_c, ksize, stride):
+@pytest.mark.parametrize("layer, size, in_c, out_c, ksize, stride",
+                         [("convolution_2d", 9, 3, 4, 4, 2), ("convolution_2d", 8, 2, 3, 3, 1),
+                          ("convolution_2d", 7, 3, 2, 4, 2), ("deconvolution_2d", 1, 5, 3, 5, 2),
+                          ("deconvolution_2d", 3, 4, 2, 5, 2), ("deconvolution_2d", 4, 3, 2, 6, 2),
+                          ("deconvolution_2d", 3, 2, 3, 3, 1)])
+def test_fast_layers_equal_chainer_and_their_gradients_check(layer, size, in_c, out_c, ksize, stride):
+    fast, stock = getattr(chainer_fast, layer), getattr(F, layer)
+    # Chainer's weight layouts: (out, in, kh, kw) for a convolution, (in, out, kh, kw) for a deconvolution.
+    W_channels = (out_c, in_c) if layer == "convolution_2d" else (in_c, out_c)
     rng = np.random.default_rng(size + ksize)
     x = rng.standard_normal((2, in_c, size, size)).astype(np.float64)
-    W = rng.standard_normal((in_c, out_c, ksize, ksize)).astype(np.float64)
+    W = rng.standard_normal((*W_channels, ksize, ksize)).astype(np.float64)
     b = rng.standard_normal(out_c).astype(np.float64)
     nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-    y = chainer_fast.deconvolution_2d(nhwc, W, b, stride=stride).array
-    expected = F.deconvolution_2d(x, W, b, stride=stride).array.transpose(0, 2, 3, 1)
+    y = fast(nhwc, W, b, stride=stride).array
+    expected = stock(x, W, b, stride=stride).array.transpose(0, 2, 3, 1)
     np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-10)
     gy = rng.standard_normal(y.shape)
-    gradient_check.check_backward(lambda *a: chainer_fast.deconvolution_2d(*a, stride=stride), (nhwc, W, b), gy,
+    gradient_check.check_backward(lambda *a: fast(*a, stride=stride), (nhwc, W, b), gy,
                                   dtype=np.float64, atol=1e-6, rtol=1e-6)
 
 

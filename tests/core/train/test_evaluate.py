@@ -6,6 +6,7 @@ import pytest
 from wm_studio.cli import main
 from wm_studio.core.errors import CheckpointError, ConfigError
 from wm_studio.core.export import read_animation
+from wm_studio.core.files import load_json
 from wm_studio.core.models.controller import Controller, save_controller
 from wm_studio.core.train.evaluate import evaluate, evaluation_seeds
 from wm_studio.core.train.rollout import RolloutTask, game_spec, play
@@ -42,6 +43,10 @@ def test_the_controller_and_the_random_policy_play_the_same_full_episodes(tiny_r
     assert lines[0].startswith(f"controller: {report.controller_rewards.mean():.1f} +- "
                                f"{report.controller_rewards.std():.1f} over 3 episodes")
     assert lines[1].startswith("random policy: ") and lines[2] == f"difference: {report.difference:+.1f}"
+    saved = load_json(run.root / "metrics" / "evaluation.json")
+    assert saved["episodes"] == 3 and saved["seed"] == 4
+    assert saved["controller_rewards"] == pytest.approx(report.controller_rewards.tolist())
+    assert saved["random_mean"] == pytest.approx(report.random_rewards.mean())
 
 
 @pytest.mark.slow

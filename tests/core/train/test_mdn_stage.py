@@ -14,6 +14,7 @@ from wm_studio.core.errors import CheckpointError, ConfigError
 from wm_studio.core.files import load_npz, save_npz
 from wm_studio.core.models.mdnrnn import load_mdn
 from wm_studio.core.runs import Run
+from wm_studio.core.train.history import stage_history
 from wm_studio.core.train.mdn_stage import MdnSettings, train_mdn
 
 Z, A = 3, 2
@@ -78,6 +79,23 @@ def test_training_lowers_the_nll_on_structured_latents(tmp_path):
     assert model.meta() == {"kind": "mdn", "z_size": Z, "action_size": A, "hidden": 16, "gaussians": 5,
                             "predict_done": False}
     assert "held-out" in last.summary()
+
+
+def test_a_finished_stage_rewrites_nothing(tmp_path):
+    run = make_run(tmp_path / "run", rollouts=3, steps=24, epochs=1)
+    settings = settings_of(run)
+    last = list(train_mdn(run, settings, CPU))[-1]
+    read_back = stage_history(run, "mdn")            # what the studio shows when it opens the run
+    for name in ("done", "total", "epoch", "epochs", "finished", "nll", "done_loss", "heldout_nll"):
+        assert getattr(read_back, name) == getattr(last, name), name
+    np.testing.assert_array_equal(read_back.history, last.history)
+    np.testing.assert_array_equal(read_back.heldout, last.heldout)
+    files = [run.model_path("mdn"), *run.checkpoints("mdn")]
+    before = [(path.read_bytes(), os.stat(path).st_mtime_ns) for path in files]
+    again = list(train_mdn(run, settings, CPU))
+    assert len(again) == 1 and again[0].finished
+    assert [run.model_path("mdn"), *run.checkpoints("mdn")] == files
+    assert [(path.read_bytes(), os.stat(path).st_mtime_ns) for path in files] == before
 
 
 def test_resume_after_close_equals_an_uninterrupted_run(tmp_path):

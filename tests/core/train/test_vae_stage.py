@@ -18,6 +18,7 @@ from wm_studio.core.models.serialization import load_vae
 from wm_studio.core.presets import preset
 from wm_studio.core.runs import Run
 from wm_studio.core.train.encode import encode_rollouts
+from wm_studio.core.train.history import stage_history
 from wm_studio.core.train.vae_stage import VaeSettings, train_vae
 
 CPU = Device("cpu")
@@ -143,6 +144,39 @@ def test_encode_writes_latents_for_every_rollout_and_skips_the_done_ones(tmp_pat
     run.update_config(vae={**run.config["vae"], "epochs": 2})
     list(train_vae(run, None, CPU))
     assert list(encode_rollouts(run, CPU))[-1].encoded == 3
+
+
+def file_state(path):
+    """What a rewrite would change: the bytes, the modification time and the inode (atomic writes replace it)."""
+    stat = os.stat(path)
+    return path.read_bytes(), stat.st_mtime_ns, stat.st_ino
+
+
+def test_a_finished_stage_leaves_its_model_checkpoints_and_latents_alone(tmp_path):
+    run = make_run(tmp_path / "run", rollouts=2, steps=16, epochs=1)
+    last = list(train_vae(run, None, CPU))[-1]
+    list(encode_rollouts(run, CPU))
+    read_back = stage_history(run, "vae", preview=True)          # what the studio shows when it opens the run
+    for name in ("done", "total", "epoch", "epochs", "finished", "loss", "heldout_rec", "heldout_mse"):
+        assert getattr(read_back, name) == getattr(last, name), name
+    np.testing.assert_array_equal(read_back.history, last.history)
+    np.testing.assert_array_equal(read_back.heldout, last.heldout)
+    np.testing.assert_array_equal(read_back.reconstructions, last.reconstructions)
+    model_before = file_state(run.model_path("vae"))
+    checkpoints_before = [file_state(path) for path in run.checkpoints("vae")]
+
+    again = list(train_vae(run, None, CPU))
+    assert len(again) == 1 and again[0].finished
+    assert file_state(run.model_path("vae")) == model_before
+    assert [file_state(path) for path in run.checkpoints("vae")] == checkpoints_before
+    assert (list(encode_rollouts(run, CPU))[-1].encoded) == 0      # the latents still match this V
+
+    # A model file gone missing is written again from the finished checkpoint, weights unchanged.
+    weights = weights_of(run.model_path("vae"))
+    run.model_path("vae").unlink()
+    list(train_vae(run, None, CPU))
+    for name, value in weights_of(run.model_path("vae")).items():
+        np.testing.assert_array_equal(value, weights[name], err_msg=name)
 
 
 def test_command_falls_back_to_the_cpu_with_a_notice_and_encodes(tmp_path, capsys):

@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 
+from wm_studio.core.envs.game import Game
 from wm_studio.core.envs.preprocess import preprocess_carracing
 from wm_studio.core.errors import MissingDependencyError
 
@@ -64,29 +65,13 @@ def clip_action(action) -> np.ndarray:
     return np.clip(action, ACTION_LOW, ACTION_HIGH)
 
 
-class CarRacingEnv:
+class CarRacingEnv(Game):
+    """`seed` picks the track."""
     name = "carracing"
     action_size = 3
 
     def __init__(self, seed: int | None = None, max_steps: int = 1000):
-        self._env = gym_car_racing_class()(verbose=False)
-        self.max_steps = int(max_steps)
-        self._next_seed = seed
-        self.steps = 0
+        super().__init__(gym_car_racing_class()(verbose=False), seed, max_steps)
 
-    def reset(self, seed: int | None = None):
-        """Start an episode; `seed` picks the track (the env's seed from make_env on the first reset)."""
-        if seed is None:
-            seed, self._next_seed = self._next_seed, None
-        frame, _ = self._env.reset(seed=None if seed is None else int(seed))
-        self.steps = 0
-        return preprocess_carracing(frame), {"frame": frame}
-
-    def step(self, action):
-        frame, reward, terminated, truncated, _ = self._env.step(clip_action(action))
-        self.steps += 1
-        truncated = bool(truncated) or self.steps >= self.max_steps
-        return preprocess_carracing(frame), float(reward), bool(terminated), truncated, {"frame": frame}
-
-    def close(self) -> None:
-        self._env.close()
+    _action = staticmethod(clip_action)
+    _observe = staticmethod(preprocess_carracing)

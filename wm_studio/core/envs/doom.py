@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from wm_studio.core.envs.game import Game
 from wm_studio.core.envs.preprocess import preprocess_doom
 from wm_studio.core.errors import MissingDependencyError
 
@@ -31,31 +32,15 @@ def buttons(action) -> np.ndarray:
     return (action > 0.5).astype(np.int8)
 
 
-class DoomTakeCoverEnv:
+class DoomTakeCoverEnv(Game):
     name = "doom"
     action_size = 2
 
     def __init__(self, seed: int | None = None, max_steps: int = 2100):
-        self._env = _make_gymnasium_env()
-        self.max_steps = int(max_steps)
-        self._next_seed = seed
-        self.steps = 0
+        super().__init__(_make_gymnasium_env(), seed, max_steps)
 
-    def reset(self, seed: int | None = None):
-        """Start an episode; `seed` seeds the game (the env's seed from make_env on the first reset)."""
-        if seed is None:
-            seed, self._next_seed = self._next_seed, None
-        observation, _ = self._env.reset(seed=None if seed is None else int(seed))
-        self.steps = 0
-        frame = observation["screen"]
-        return preprocess_doom(frame), {"frame": frame}
+    _action = staticmethod(buttons)
+    _observe = staticmethod(preprocess_doom)
 
-    def step(self, action):
-        observation, reward, terminated, truncated, _ = self._env.step(buttons(action))
-        self.steps += 1
-        truncated = bool(truncated) or self.steps >= self.max_steps
-        frame = observation["screen"]  # all zeros once the player is dead: vizdoom has no state then
-        return preprocess_doom(frame), float(reward), bool(terminated), truncated, {"frame": frame}
-
-    def close(self) -> None:
-        self._env.close()
+    def _frame(self, observation) -> np.ndarray:
+        return observation["screen"]    # all zeros once the player is dead: vizdoom has no state then

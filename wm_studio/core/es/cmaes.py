@@ -320,13 +320,8 @@ class _CMABase(ABC):
     # --- termination --------------------------------------------------------------------------------------
     def stop(self) -> dict:
         """The termination criteria met now, {name: threshold}; {} while the run should go on."""
-        t, met = self.termination, {}
-        if t.target is not None and self.best_value <= t.target:
-            met["target"] = t.target
-        if t.max_evaluations is not None and self.evaluations >= t.max_evaluations:
-            met["max_evaluations"] = t.max_evaluations
-        if t.max_generations is not None and self.generation >= t.max_generations:
-            met["max_generations"] = t.max_generations
+        t = self.termination
+        met = t.final_met(self.best_value, self.evaluations, self.generation)
         if self.generation == 0:
             return met
         window = fitness_window(self.n, self.popsize)

@@ -109,14 +109,7 @@ class IPOPCMAES:
         self.es = self._new_run(int(round(self.es.popsize * self.incpopsize)))
 
     def _final_reasons(self) -> dict:
-        t, met = self.termination, {}
-        if t.target is not None and self.best_value <= t.target:
-            met["target"] = t.target
-        if t.max_evaluations is not None and self.evaluations >= t.max_evaluations:
-            met["max_evaluations"] = t.max_evaluations
-        if t.max_generations is not None and self.generation >= t.max_generations:
-            met["max_generations"] = t.max_generations
-        return met
+        return self.termination.final_met(self.best_value, self.evaluations, self.generation)
 
     def stop(self) -> dict:
         """The budget or target once reached; else, after the last allowed restart, the inner run's reasons

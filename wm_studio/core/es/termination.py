@@ -74,6 +74,17 @@ class Termination:
         known = {f.name for f in fields(cls)}
         return cls(**{name: value for name, value in data.items() if name in known})
 
+    def final_met(self, best_value: float, evaluations: int, generation: int) -> dict[str, Any]:
+        """The final criteria (target and budgets) met by a run at this point, {name: threshold}."""
+        met = {}
+        if self.target is not None and best_value <= self.target:
+            met["target"] = self.target
+        if self.max_evaluations is not None and evaluations >= self.max_evaluations:
+            met["max_evaluations"] = self.max_evaluations
+        if self.max_generations is not None and generation >= self.max_generations:
+            met["max_generations"] = self.max_generations
+        return met
+
     def without_final_criteria(self) -> "Termination":
         """The same tolerances with no budget and no target (an inner run of a restart strategy)."""
         return Termination(**{**asdict(self), **{name: None for name in FINAL_CRITERIA}})

@@ -34,6 +34,7 @@ from wm_studio.core.models.controller import Controller, INPUT_MODES, save_contr
 from wm_studio.core.parallel import BACKENDS, make_runner
 from wm_studio.core.presets import GAMES
 from wm_studio.core.runs import Run
+from wm_studio.core.train.checkpointing import prefixed
 from wm_studio.core.train.rollout import (DREAM_ROWS_PER_TASK, DreamEvaluator, GameEvaluator, dream_spec,
                                           game_spec)
 
@@ -317,8 +318,7 @@ def _restore(run: Run, settings: ControllerSettings, shape) -> _State:
                               f"settings ({_identity(settings, shape)}); use another --run folder, or delete "
                               f"{run.checkpoints_dir(STAGE)} to start C over")
     try:
-        es = engine.from_state({name[3:]: value for name, value in arrays.items() if name.startswith("es/")},
-                               meta["es"], source=str(path), n=shape.n_params)
+        es = engine.from_state(prefixed(arrays, "es/"), meta["es"], source=str(path), n=shape.n_params)
         state = _State(es=es, rng=restore_generator(meta["rng"]), elapsed=float(meta["elapsed"]),
                        best_eval=meta["best_eval"], best_eval_generation=meta["best_eval_generation"],
                        history=arrays["history"].tolist(), evals=arrays["evals"].tolist(),

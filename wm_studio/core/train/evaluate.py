@@ -9,11 +9,13 @@ Both play the same N game seeds (derived from `seed`), full episodes (the run's 
 The random policy draws each raw action uniformly from [-1, 1] per step (then the game's mapping, as the
 controller's tanh outputs: CarRacing gas (u+1)/2 and brake clip(u, 0, 1); Doom thirds). With `record`, the
 controller's first episode is written as a GIF or MP4 of the game's full RGB frames (info["frame"]): one frame
-for the start and one per step.
+for the start and one per step. The scores are kept in RUN/metrics/evaluation.json.
 """
 from __future__ import annotations
 
+import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -21,6 +23,7 @@ from typing import Iterator
 import numpy as np
 
 from wm_studio.core.errors import CheckpointError, ConfigError
+from wm_studio.core.files import save_json
 from wm_studio.core.models.controller import load_controller
 from wm_studio.core.parallel import make_runner
 from wm_studio.core.runs import Run
@@ -29,6 +32,9 @@ from wm_studio.core.train.rollout import RolloutTask, game_spec, play
 
 GAME_FPS = {"carracing": 50.0, "doom": 35.0}   # the games' own frame rates
 EVALUATION_TAG = 20180327                      # keeps evaluation seeds apart from any training seed stream
+EVALUATION_FILE = "evaluation.json"            # RUN/metrics/evaluation.json: the last evaluation's scores
+
+log = logging.getLogger(__name__)
 
 
 def evaluation_seeds(seed: int, episodes: int) -> np.ndarray:
@@ -135,8 +141,24 @@ def evaluate(run: Run, episodes: int, seed: int = 0, record=None, fps: float | N
                                     size=(width * scale, height * scale))
     report = EvaluationReport(spec.game, seeds, rewards[:episodes], lengths[:episodes], rewards[episodes:],
                               lengths[episodes:], meta, recording, 0 if frames is None else len(frames))
+    save_evaluation(run, report, seed)
     yield EvaluateSnapshot(len(tasks), len(tasks), float(report.controller_rewards.mean()),
                            float(report.random_rewards.mean()), report)
+
+
+def save_evaluation(run: Run, report: EvaluationReport, seed: int) -> None:
+    """Keep the last evaluation in RUN/metrics/evaluation.json, so the scores travel with the model."""
+    record = {"time": time.time(), "game": report.game, "episodes": report.episodes, "seed": seed,
+              "controller_mean": float(report.controller_rewards.mean()),
+              "controller_std": float(report.controller_rewards.std()),
+              "random_mean": float(report.random_rewards.mean()),
+              "random_std": float(report.random_rewards.std()),
+              "controller_rewards": report.controller_rewards.tolist(),
+              "random_rewards": report.random_rewards.tolist()}
+    try:
+        save_json(run.root / "metrics" / EVALUATION_FILE, record)
+    except OSError as exc:     # a read-only folder still gets its scores printed
+        log.warning("could not save the evaluation in %s: %s", run.root, exc)
 
 
 def _mean(values: np.ndarray) -> float:

@@ -21,6 +21,7 @@ import numpy as np
 from wm_studio.core.errors import CheckpointError
 from wm_studio.core.files import META_KEY
 from wm_studio.core.runs import Run
+from wm_studio.core.train.checkpointing import epoch_counts, prefixed
 
 NO_FRAMES = np.zeros((0, 64, 64, 3), np.uint8)
 
@@ -91,42 +92,40 @@ def _vae_preview(run: Run, settings) -> tuple[np.ndarray, np.ndarray]:
     return frames, reconstruct_frames(load_vae(run.model_path("vae")), frames, np)
 
 
+def _epoch_fields(path: Path, epochs: int, history_width: int, heldout_width: int) -> dict:
+    """The snapshot fields V's and M's checkpoints share: position, loss history, held-out rows, finished."""
+    arrays, meta = _read(path, ("history", "heldout"))
+    per_epoch = int(meta.get("batches_per_epoch") or 1)
+    epoch, batch = int(meta.get("epoch", 0)), int(meta.get("batch", 0))
+    return {**epoch_counts(epoch, batch, per_epoch, epochs),
+            "history": arrays.get("history", np.zeros((0, history_width))).reshape(-1, history_width),
+            "heldout": arrays.get("heldout", np.zeros((0, heldout_width))).reshape(-1, heldout_width),
+            "finished": epoch >= epochs}
+
+
 def _vae(run: Run, path: Path, preview: bool):
     from wm_studio.core.train.vae_stage import VaeSettings, VaeSnapshot
-    arrays, meta = _read(path, ("history", "heldout"))
     settings = VaeSettings.from_config(run.config)
-    per_epoch = int(meta.get("batches_per_epoch") or 1)
-    history = arrays.get("history", np.zeros((0, 4))).reshape(-1, 4)
-    heldout = arrays.get("heldout", np.zeros((0, 3))).reshape(-1, 3)
-    epoch, batch = int(meta.get("epoch", 0)), int(meta.get("batch", 0))
-    total = settings.epochs * per_epoch
-    loss, rec, kl = _recent_means(history, slice(1, 4))
+    fields = _epoch_fields(path, settings.epochs, 4, 3)
+    heldout = fields["heldout"]
+    loss, rec, kl = _recent_means(fields["history"], slice(1, 4))
     inputs, reconstructions = _vae_preview(run, settings) if preview else (NO_FRAMES, NO_FRAMES)
-    return VaeSnapshot(done=min(epoch * per_epoch + batch, total), total=total,
-                       epoch=min(epoch + 1, settings.epochs), epochs=settings.epochs, loss=float(loss),
-                       rec=float(rec), kl=float(kl),
+    return VaeSnapshot(**fields, loss=float(loss), rec=float(rec), kl=float(kl),
                        heldout_rec=float(heldout[-1, 1]) if len(heldout) else None,
                        heldout_mse=float(heldout[-1, 2]) if len(heldout) else None,
-                       history=history, heldout=heldout, inputs=inputs, reconstructions=reconstructions,
-                       finished=epoch >= settings.epochs)
+                       inputs=inputs, reconstructions=reconstructions)
 
 
 def _mdn(run: Run, path: Path):
     from wm_studio.core.train.mdn_stage import MdnSettings, MdnSnapshot
-    arrays, meta = _read(path, ("history", "heldout"))
     settings = MdnSettings.from_config(run.config)
-    per_epoch = int(meta.get("batches_per_epoch") or 1)
-    history = arrays.get("history", np.zeros((0, 3))).reshape(-1, 3)
-    heldout = arrays.get("heldout", np.zeros((0, 2))).reshape(-1, 2)
-    epoch, batch = int(meta.get("epoch", 0)), int(meta.get("batch", 0))
-    total = settings.epochs * per_epoch
-    nll, done_loss = _recent_means(history, slice(1, 3))
+    fields = _epoch_fields(path, settings.epochs, 3, 2)
+    heldout = fields["heldout"]
+    nll, done_loss = _recent_means(fields["history"], slice(1, 3))
     empty = np.zeros((0, 4), np.float32)
-    return MdnSnapshot(done=min(epoch * per_epoch + batch, total), total=total,
-                       epoch=min(epoch + 1, settings.epochs), epochs=settings.epochs, nll=float(nll),
-                       done_loss=float(done_loss) if settings.predict_done else None,
-                       heldout_nll=float(heldout[-1, 1]) if len(heldout) else None, history=history,
-                       heldout=heldout, true_next=empty, predicted_next=empty, finished=epoch >= settings.epochs)
+    return MdnSnapshot(**fields, nll=float(nll), done_loss=float(done_loss) if settings.predict_done else None,
+                       heldout_nll=float(heldout[-1, 1]) if len(heldout) else None, true_next=empty,
+                       predicted_next=empty)
 
 
 def _controller(run: Run, path: Path):
@@ -139,8 +138,7 @@ def _controller(run: Run, path: Path):
     settings = ControllerSettings.from_config(run.config)
     es_meta = meta.get("es", {})
     engine = SepCMAES if es_meta.get("kind") == getattr(SepCMAES, "_KIND", None) else CMAES
-    es = engine.from_state({name[3:]: value for name, value in arrays.items() if name.startswith("es/")},
-                           es_meta, source=str(path))
+    es = engine.from_state(prefixed(arrays, "es/"), es_meta, source=str(path))
     history = arrays.get("history", np.zeros((0, len(HISTORY_COLUMNS)))).reshape(-1, len(HISTORY_COLUMNS))
     last = history[-1] if len(history) else np.full(len(HISTORY_COLUMNS), math.nan)
     population = arrays.get("population")

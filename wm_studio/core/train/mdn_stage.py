@@ -8,13 +8,13 @@ own generator, so M sees V's uncertainty rather than one fixed code per frame. A
 At the end of each epoch the NLL on held-out rollouts (a fixed split of the latent files, a fixed noise seed) goes
 to metrics/mdn.jsonl. Checkpoints (weights, Adam state, epoch, batch, generator, loss history) are written every
 `checkpoint_every_s` seconds, at each epoch's end and when the generator is closed; each also refreshes
-models/mdn.npz so the studio can load the newest M while training goes on.
+models/mdn.npz so the studio can load the newest M while training goes on (checkpointing.py).
 """
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import dataclass, field
+from contextlib import closing
+from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
 import numpy as np
@@ -22,11 +22,10 @@ import numpy as np
 from wm_studio.core.backend import Device, to_numpy
 from wm_studio.core.data.dataset import SequenceDataset, rollout_files, split_holdout
 from wm_studio.core.errors import CheckpointError, ConfigError
-from wm_studio.core.files import check_shapes, generator_state, restore_generator
 from wm_studio.core.models.mdnrnn import MDNRNN, Mixture, mixture_mean
-from wm_studio.core.models.serialization import (copy_into_link, link_shapes, model_arrays, optimizer_arrays,
-                                                 restore_optimizer, save_model)
 from wm_studio.core.runs import Run
+from wm_studio.core.train.checkpointing import (EpochProgress, StageCheckpoints, descend, epoch_counts,
+                                                train_epochs)
 
 STAGE = "mdn"
 RECENT = 20                 # batches in the snapshot's running NLL
@@ -109,16 +108,6 @@ class MdnSnapshot:
         return " ".join(parts)
 
 
-@dataclass
-class _Progress:
-    """Where training stands; checkpointed as a whole so that a resumed run equals an uninterrupted one."""
-    epoch: int
-    batch: int
-    rng: np.random.Generator
-    history: list = field(default_factory=list)     # [epoch, nll, done loss] per batch
-    heldout: list = field(default_factory=list)     # [epoch, held-out nll] per finished epoch
-
-
 def latent_files_of(run: Run) -> list:
     files = rollout_files(run.latents_dir)
     if not files:
@@ -145,46 +134,30 @@ def train_mdn(run: Run, settings: MdnSettings, device: Device) -> Iterator[MdnSn
     optimizer = chainer.optimizers.Adam(alpha=settings.lr)
     optimizer.setup(model)
     optimizer.add_hook(chainer.optimizer_hooks.GradientClipping(settings.grad_clip))
-    per_epoch = data.batches_per_epoch()
-    progress = _restore(run, model, optimizer, settings, per_epoch)
+    checkpoints = StageCheckpoints(run, STAGE, model, optimizer, data.batches_per_epoch(),
+                                   {"batch_size": settings.batch_size, "seq_len": settings.seq_len}, (3, 2),
+                                   settings.checkpoint_every_s)
+    progress = checkpoints.restore(settings.seed, "an M")
     xp = device.xp
-    last_checkpoint = time.monotonic()
     window = (np.zeros((0, PREDICTION_DIMS), np.float32),) * 2
-    try:
-        while progress.epoch < settings.epochs:
-            if progress.batch < per_epoch:
-                for batch in data.epoch(progress.epoch, progress.batch):
-                    nll, done_loss, window = _train_batch(model, optimizer, batch, progress, xp)
-                    progress.batch += 1
-                    progress.history.append([progress.epoch + 1, nll, np.nan if done_loss is None else done_loss])
-                    if time.monotonic() - last_checkpoint >= settings.checkpoint_every_s:
-                        _checkpoint(run, model, optimizer, settings, progress, per_epoch)
-                        last_checkpoint = time.monotonic()
-                    yield _snapshot(settings, progress, per_epoch, window)
-            _finish_epoch(run, model, settings, progress, heldout, xp)
-            _checkpoint(run, model, optimizer, settings, progress, per_epoch)
-            last_checkpoint = time.monotonic()
-            yield _snapshot(settings, progress, per_epoch, window)
-        yield _snapshot(settings, progress, per_epoch, window, finished=True)
-    finally:
-        _checkpoint(run, model, optimizer, settings, progress, per_epoch)
+    with closing(train_epochs(progress, settings.epochs, checkpoints, data.epoch,
+                              lambda batch: _train_batch(model, optimizer, batch, progress, xp),
+                              lambda: _finish_epoch(run, model, settings, progress, heldout, xp))) as steps:
+        for trained in steps:
+            window = window if trained is None else trained
+            yield _snapshot(settings, progress, checkpoints.per_epoch, window)
+    yield _snapshot(settings, progress, checkpoints.per_epoch, window, finished=True)
 
 
-def _train_batch(model, optimizer, batch, progress: _Progress, xp):
+def _train_batch(model, optimizer, batch, progress: EpochProgress, xp):
     eps = progress.rng.standard_normal(batch.mu.shape, dtype=np.float32)
     z = xp.asarray(batch.mu + np.exp(0.5 * batch.logvar) * eps)
     total, nll, done_loss, mixture = model.loss(z, xp.asarray(batch.actions), xp.asarray(batch.dones),
                                                 xp.asarray(batch.mask))
-    value = float(total.array)
-    if not math.isfinite(value):
-        # Stop before the update so that the weights (and the final checkpoint) stay finite.
-        raise ConfigError(f"M's loss became {value} in epoch {progress.epoch + 1}, batch {progress.batch + 1}; "
-                          f"lower the learning rate (--lr) and run the same command again to resume")
-    model.cleargrads()
-    total.backward()
-    optimizer.update()
-    window = _prediction_window(z, mixture)
-    return float(nll.array), (None if done_loss is None else float(done_loss.array)), window
+    descend(model, optimizer, total, progress, "M")
+    progress.history.append([progress.epoch + 1, float(nll.array),
+                             np.nan if done_loss is None else float(done_loss.array)])
+    return _prediction_window(z, mixture)
 
 
 def _prediction_window(z, mixture: Mixture):
@@ -211,68 +184,27 @@ def heldout_nll(model: MDNRNN, data: SequenceDataset, seed: int, xp) -> float:
     return weighted / max(count, 1.0)
 
 
-def _finish_epoch(run: Run, model, settings: MdnSettings, progress: _Progress, heldout, xp) -> None:
+def _finish_epoch(run: Run, model, settings: MdnSettings, progress: EpochProgress, heldout, xp) -> None:
     epoch = progress.epoch + 1
-    rows = [row for row in progress.history if row[0] == epoch]
-    record = {"epoch": epoch, "nll": float(np.mean([r[1] for r in rows])) if rows else None}
-    if settings.predict_done and rows:
-        record["done_loss"] = float(np.mean([r[2] for r in rows]))
+    history = progress.history.view()
+    rows = history[history[:, 0] == epoch]
+    record = {"epoch": epoch, "nll": float(rows[:, 1].mean()) if len(rows) else None}
+    if settings.predict_done and len(rows):
+        record["done_loss"] = float(rows[:, 2].mean())
     if heldout is not None:
         value = heldout_nll(model, heldout, settings.seed, xp)
         progress.heldout.append([epoch, value])
         record["heldout_nll"] = value
     run.append_metrics(STAGE, record)
-    progress.epoch, progress.batch = epoch, 0
 
 
-def _snapshot(settings: MdnSettings, progress: _Progress, per_epoch: int, window, finished=False) -> MdnSnapshot:
-    recent = progress.history[-RECENT:]
-    history = np.array(progress.history, dtype=np.float64).reshape(-1, 3)
-    heldout = np.array(progress.heldout, dtype=np.float64).reshape(-1, 2)
-    done = min(progress.epoch * per_epoch + progress.batch, settings.epochs * per_epoch)
+def _snapshot(settings: MdnSettings, progress: EpochProgress, per_epoch: int, window, finished=False) -> MdnSnapshot:
+    history, heldout = progress.history.view(), progress.heldout.view()
+    recent = history[-RECENT:]
     return MdnSnapshot(
-        done=done, total=settings.epochs * per_epoch,
-        epoch=min(progress.epoch + 1, settings.epochs), epochs=settings.epochs,
-        nll=float(np.mean([r[1] for r in recent])) if recent else math.nan,
-        done_loss=float(np.mean([r[2] for r in recent])) if recent and settings.predict_done else None,
+        **epoch_counts(progress.epoch, progress.batch, per_epoch, settings.epochs),
+        nll=float(recent[:, 1].mean()) if len(recent) else math.nan,
+        done_loss=float(recent[:, 2].mean()) if len(recent) and settings.predict_done else None,
         heldout_nll=float(heldout[-1, 1]) if len(heldout) else None,
         history=history, heldout=heldout, true_next=window[0], predicted_next=window[1], finished=finished)
 
-
-# ---- checkpoints -----------------------------------------------------------------------------------------------
-def _checkpoint(run: Run, model, optimizer, settings: MdnSettings, progress: _Progress, per_epoch: int) -> None:
-    arrays = {f"model/{name}": value for name, value in model_arrays(model).items()}
-    arrays.update({f"optimizer/{name}": value for name, value in optimizer_arrays(optimizer).items()})
-    arrays["history"] = np.array(progress.history, dtype=np.float64).reshape(-1, 3)
-    arrays["heldout"] = np.array(progress.heldout, dtype=np.float64).reshape(-1, 2)
-    meta = {"epoch": progress.epoch, "batch": progress.batch, "batches_per_epoch": per_epoch,
-            "rng": generator_state(progress.rng), "model": model.meta(),
-            "batch_size": settings.batch_size, "seq_len": settings.seq_len}
-    run.save_checkpoint(STAGE, progress.epoch * per_epoch + progress.batch, arrays, meta)
-    save_model(run.model_path(STAGE), model, model.meta())
-
-
-def _restore(run: Run, model, optimizer, settings: MdnSettings, per_epoch: int) -> _Progress:
-    loaded = run.load_checkpoint(STAGE)
-    if loaded is None:
-        return _Progress(epoch=0, batch=0, rng=np.random.default_rng([settings.seed, 0]))
-    arrays, meta = loaded
-    path = run.latest_checkpoint(STAGE)
-    if meta.get("model") != model.meta():
-        raise CheckpointError(f"{path} holds an M of another shape ({meta.get('model')}) than this run's "
-                              f"settings ({model.meta()}); use another --run folder")
-    weights = {name[len("model/"):]: value for name, value in arrays.items() if name.startswith("model/")}
-    check_shapes(path, weights, link_shapes(model))
-    copy_into_link(model, weights)
-    restore_optimizer(optimizer, {name[len("optimizer/"):]: value for name, value in arrays.items()
-                                  if name.startswith("optimizer/")}, source=path)
-    progress = _Progress(epoch=int(meta["epoch"]), batch=int(meta["batch"]), rng=restore_generator(meta["rng"]),
-                         history=arrays.get("history", np.zeros((0, 3))).tolist(),
-                         heldout=arrays.get("heldout", np.zeros((0, 2))).tolist())
-    same_batches = (meta.get("batches_per_epoch"), meta.get("batch_size"), meta.get("seq_len")) == \
-        (per_epoch, settings.batch_size, settings.seq_len)
-    if not same_batches:
-        # The epoch is cut differently now (other batch size, window or data): its batch index means nothing,
-        # so the epoch starts over with the trained weights.
-        progress.batch = 0
-    return progress

@@ -63,10 +63,18 @@ def model_meta(path) -> dict[str, Any]:
     return load_npz(path)[1]
 
 
+class _ShapedSpec:
+    """A worker spec's controller shape, from its game, sizes and inputs."""
+
+    @property
+    def shape(self) -> ControllerShape:
+        return ControllerShape(self.game, self.z_size, self.hidden, self.inputs)
+
+
 # ---- the real game -----------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class GameSpec:
+class GameSpec(_ShapedSpec):
     """What a rollout worker needs to play controllers in the real game."""
     game: str
     vae_path: str
@@ -75,10 +83,6 @@ class GameSpec:
     z_size: int = 32
     hidden: int = 256
     stamp: tuple = ()
-
-    @property
-    def shape(self) -> ControllerShape:
-        return ControllerShape(self.game, self.z_size, self.hidden, self.inputs)
 
     def load(self) -> "GameWorld":
         from wm_studio.core.envs import make_env
@@ -152,7 +156,7 @@ def play(world: GameWorld, task: RolloutTask) -> RolloutResult:
 # ---- the dream ---------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class DreamSpec:
+class DreamSpec(_ShapedSpec):
     """What a dream worker needs: M, the real latents the dreams start from, the dream's settings."""
     game: str
     mdn_path: str
@@ -163,10 +167,6 @@ class DreamSpec:
     tau: float = 1.15
     done_threshold: float = 0.5
     stamp: tuple = ()
-
-    @property
-    def shape(self) -> ControllerShape:
-        return ControllerShape(self.game, self.z_size, self.hidden, self.inputs)
 
     def load(self) -> "DreamWorld":
         from wm_studio.core.data.dataset import rollout_files

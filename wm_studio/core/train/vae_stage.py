@@ -7,13 +7,14 @@ batch gives the input/reconstruction pairs that the snapshots carry.
 
 Checkpoints (weights, Adam state, epoch, batch, the sampling generator, the loss history) are written every
 `checkpoint_every_s` seconds, at each epoch's end and when the generator is closed; each also refreshes
-models/vae.npz, so the studio can show the newest V while training goes on. A resumed run draws the same batches
-and the same noise as the uninterrupted one would have.
+models/vae.npz, so the studio can show the newest V while training goes on (checkpointing.py). A call that trains
+nothing (V already finished) rewrites nothing, so the latents encoded by that V stay valid. A resumed run draws the
+same batches and the same noise as the uninterrupted one would have.
 """
 from __future__ import annotations
 
 import math
-import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
@@ -25,11 +26,11 @@ from wm_studio.core.backend import Device, to_numpy
 from wm_studio.core.data.dataset import FrameDataset, rollout_files, split_holdout
 from wm_studio.core.envs.preprocess import frames_to_input, input_to_frames
 from wm_studio.core.errors import CheckpointError, ConfigError
-from wm_studio.core.files import check_shapes, generator_state, load_npz, restore_generator
-from wm_studio.core.models.serialization import (copy_into_link, link_shapes, model_arrays, optimizer_arrays,
-                                                 restore_optimizer, save_model)
+from wm_studio.core.files import load_npz
 from wm_studio.core.models.vae import ConvVAE
 from wm_studio.core.runs import Run
+from wm_studio.core.train.checkpointing import (EpochProgress, StageCheckpoints, descend, epoch_counts,
+                                                train_epochs)
 
 STAGE = "vae"
 RECENT = 20         # batches in the snapshot's running means
@@ -99,43 +100,6 @@ class VaeSnapshot:
         return " ".join(parts)
 
 
-class Rows:
-    """A table that grows by rows; `view()` is a read-only view of the rows so far, made in constant time.
-
-    Snapshots carry the whole loss history after every batch (a million rows in the paper's run): copying it
-    each time would cost more than the batch. Rows never change once written, so a view stays valid.
-    """
-
-    def __init__(self, width: int, rows=None):
-        rows = np.asarray(rows if rows is not None else np.zeros((0, width)), dtype=np.float64).reshape(-1, width)
-        self._data = np.zeros((max(256, 2 * len(rows)), width))
-        self._data[:len(rows)] = rows
-        self.count = len(rows)
-
-    def append(self, row) -> None:
-        if self.count == len(self._data):
-            grown = np.zeros((2 * len(self._data), self._data.shape[1]))
-            grown[:self.count] = self._data
-            self._data = grown
-        self._data[self.count] = row
-        self.count += 1
-
-    def view(self) -> np.ndarray:
-        rows = self._data[:self.count]
-        rows.flags.writeable = False
-        return rows
-
-
-@dataclass
-class _Progress:
-    """Where training stands; checkpointed whole so that a resumed run equals an uninterrupted one."""
-    epoch: int
-    batch: int
-    rng: np.random.Generator
-    history: Rows = field(default_factory=lambda: Rows(4))   # epoch, loss, rec, kl per batch
-    heldout: Rows = field(default_factory=lambda: Rows(3))   # epoch, rec per image, mse per pixel per epoch
-
-
 def rollout_files_of(run: Run) -> list:
     files = rollout_files(run.rollouts_dir)
     if not files:
@@ -161,43 +125,24 @@ def train_vae(run: Run, settings: VaeSettings | Mapping[str, Any] | None, device
     model.to_device(device.chainer_device)
     optimizer = chainer_fast.Adam(alpha=settings.lr)     # Chainer's Adam, in place on the CPU
     optimizer.setup(model)
-    per_epoch = data.batches_per_epoch()
-    progress = _restore(run, model, optimizer, settings, per_epoch)
+    checkpoints = StageCheckpoints(run, STAGE, model, optimizer, data.batches_per_epoch(),
+                                   {"batch_size": settings.batch_size}, (4, 3), settings.checkpoint_every_s)
+    progress = checkpoints.restore(settings.seed, "a V")
     xp = device.xp
     reconstructions = reconstruct_frames(model, preview, xp)
-    last_checkpoint = time.monotonic()
-    try:
-        while progress.epoch < settings.epochs:
-            if progress.batch < per_epoch:
-                for frames in data.epoch(progress.epoch, progress.batch):
-                    _train_batch(model, optimizer, frames, progress, xp)
-                    progress.batch += 1
-                    if progress.batch % settings.preview_every == 0:
-                        reconstructions = reconstruct_frames(model, preview, xp)
-                    if time.monotonic() - last_checkpoint >= settings.checkpoint_every_s:
-                        _checkpoint(run, model, optimizer, settings, progress, per_epoch)
-                        last_checkpoint = time.monotonic()
-                    yield _snapshot(settings, progress, per_epoch, preview, reconstructions)
-            _finish_epoch(run, model, settings, progress, heldout, xp)
-            _checkpoint(run, model, optimizer, settings, progress, per_epoch)
-            last_checkpoint = time.monotonic()
-            reconstructions = reconstruct_frames(model, preview, xp)
-            yield _snapshot(settings, progress, per_epoch, preview, reconstructions)
-        yield _snapshot(settings, progress, per_epoch, preview, reconstructions, finished=True)
-    finally:
-        _checkpoint(run, model, optimizer, settings, progress, per_epoch)
+    with closing(train_epochs(progress, settings.epochs, checkpoints, data.epoch,
+                              lambda frames: _train_batch(model, optimizer, frames, progress, xp),
+                              lambda: _finish_epoch(run, model, progress, heldout, xp))) as steps:
+        for _ in steps:
+            if progress.batch % settings.preview_every == 0:     # every preview_every batches and each epoch's end
+                reconstructions = reconstruct_frames(model, preview, xp)
+            yield _snapshot(settings, progress, checkpoints.per_epoch, preview, reconstructions)
+    yield _snapshot(settings, progress, checkpoints.per_epoch, preview, reconstructions, finished=True)
 
 
-def _train_batch(model: ConvVAE, optimizer, frames: np.ndarray, progress: _Progress, xp) -> None:
+def _train_batch(model: ConvVAE, optimizer, frames: np.ndarray, progress: EpochProgress, xp) -> None:
     total, rec, kl = model.loss(xp.asarray(frames_to_input(frames)), progress.rng)
-    value = float(total.array)
-    if not math.isfinite(value):
-        # Stop before the update so that the weights (and the final checkpoint) stay finite.
-        raise ConfigError(f"V's loss became {value} in epoch {progress.epoch + 1}, batch {progress.batch + 1}; "
-                          f"lower the learning rate (--lr) and run the same command again to resume")
-    model.cleargrads()
-    total.backward()
-    optimizer.update()
+    value = descend(model, optimizer, total, progress, "V")
     progress.history.append([progress.epoch + 1, value, float(rec.array), float(kl.array)])
 
 
@@ -228,7 +173,7 @@ def heldout_error(model: ConvVAE, data: FrameDataset, xp) -> tuple[float, float]
     return per_image, per_image / (64 * 64 * 3)
 
 
-def _finish_epoch(run: Run, model, settings: VaeSettings, progress: _Progress, heldout, xp) -> None:
+def _finish_epoch(run: Run, model, progress: EpochProgress, heldout, xp) -> None:
     epoch = progress.epoch + 1
     history = progress.history.view()
     rows = history[history[:, 0] == epoch]
@@ -240,61 +185,17 @@ def _finish_epoch(run: Run, model, settings: VaeSettings, progress: _Progress, h
         progress.heldout.append([epoch, rec, mse])
         record.update(heldout_rec=rec, heldout_mse=mse, heldout_frames=heldout.frames)
     run.append_metrics(STAGE, record)
-    progress.epoch, progress.batch = epoch, 0
 
 
-def _snapshot(settings: VaeSettings, progress: _Progress, per_epoch: int, inputs, reconstructions,
+def _snapshot(settings: VaeSettings, progress: EpochProgress, per_epoch: int, inputs, reconstructions,
               finished=False) -> VaeSnapshot:
     history, heldout = progress.history.view(), progress.heldout.view()
     recent = history[-RECENT:]
     means = recent[:, 1:].mean(axis=0) if len(recent) else np.full(3, math.nan)
-    done = min(progress.epoch * per_epoch + progress.batch, settings.epochs * per_epoch)
     return VaeSnapshot(
-        done=done, total=settings.epochs * per_epoch,
-        epoch=min(progress.epoch + 1, settings.epochs), epochs=settings.epochs,
+        **epoch_counts(progress.epoch, progress.batch, per_epoch, settings.epochs),
         loss=float(means[0]), rec=float(means[1]), kl=float(means[2]),
         heldout_rec=float(heldout[-1, 1]) if len(heldout) else None,
         heldout_mse=float(heldout[-1, 2]) if len(heldout) else None,
         history=history, heldout=heldout, inputs=inputs, reconstructions=reconstructions, finished=finished)
 
-
-# ---- checkpoints -----------------------------------------------------------------------------------------------
-
-
-def _checkpoint(run: Run, model, optimizer, settings: VaeSettings, progress: _Progress, per_epoch: int) -> None:
-    arrays = {f"model/{name}": value for name, value in model_arrays(model).items()}
-    arrays.update({f"optimizer/{name}": value for name, value in optimizer_arrays(optimizer).items()})
-    arrays["history"] = progress.history.view()
-    arrays["heldout"] = progress.heldout.view()
-    meta = {"epoch": progress.epoch, "batch": progress.batch, "batches_per_epoch": per_epoch,
-            "batch_size": settings.batch_size, "rng": generator_state(progress.rng),
-            "model": model.meta()}
-    run.save_checkpoint(STAGE, progress.epoch * per_epoch + progress.batch, arrays, meta)
-    save_model(run.model_path(STAGE), model, model.meta())
-
-
-def _restore(run: Run, model, optimizer, settings: VaeSettings, per_epoch: int) -> _Progress:
-    loaded = run.load_checkpoint(STAGE)
-    if loaded is None:
-        return _Progress(epoch=0, batch=0, rng=np.random.default_rng([settings.seed, 0]))
-    arrays, meta = loaded
-    path = run.latest_checkpoint(STAGE)
-    if meta.get("model") != model.meta():
-        raise CheckpointError(f"{path} holds a V of another shape ({meta.get('model')}) than this run's settings "
-                              f"({model.meta()}); use another --run folder")
-    weights = {name[len("model/"):]: value for name, value in arrays.items() if name.startswith("model/")}
-    check_shapes(path, weights, link_shapes(model))
-    copy_into_link(model, weights)
-    restore_optimizer(optimizer, {name[len("optimizer/"):]: value for name, value in arrays.items()
-                                  if name.startswith("optimizer/")}, source=path)
-    try:
-        progress = _Progress(epoch=int(meta["epoch"]), batch=int(meta["batch"]),
-                             rng=restore_generator(meta["rng"]),
-                             history=Rows(4, arrays.get("history")), heldout=Rows(3, arrays.get("heldout")))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path} lacks its training position ({exc}); delete it to start over") from None
-    if (meta.get("batches_per_epoch"), meta.get("batch_size")) != (per_epoch, settings.batch_size):
-        # The epoch is cut differently now (another batch size or other data): the batch index means nothing,
-        # so the epoch starts over with the trained weights.
-        progress.batch = 0
-    return progress

@@ -1,16 +1,20 @@
 """What every pane of the studio offers the main window: a name and title, shortcuts, persistent settings,
-export of its view, a screenshot hook, and a clean shutdown of its workers."""
+export of its view, a screenshot hook, and a clean shutdown of its workers; and the pieces of their controls that
+the panes share (key bindings, the scrolling control column, the message page, the export controls)."""
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
 import numpy as np
-from PyQt5.QtCore import QSettings, QTimer, pyqtSignal
-from PyQt5.QtWidgets import QFileDialog, QWidget
+from PyQt5.QtCore import QSettings, Qt, QTimer, pyqtSignal
+from PyQt5.QtGui import QKeySequence
+from PyQt5.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QScrollArea, QShortcut,
+                             QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
 
 from wm_studio.core.errors import ConfigError, WmStudioError
 from wm_studio.core.export import Progress, write_png
+from wm_studio.gui.open_run import OpenRun
 from wm_studio.gui.settings import studio_settings
 
 log = logging.getLogger(__name__)
@@ -50,6 +54,116 @@ class Pane(QWidget):
 
     def shutdown(self) -> None:
         """Stop the pane's workers and wait for them; called when the window closes."""
+
+    def _use_open_run(self, open_run: OpenRun | None, parent, remember: bool = True) -> None:
+        """self.open_run: the one given, else the main window's; a pane on its own gets one of its own
+        (self._own_run), which its shutdown() ends."""
+        self.open_run = open_run if open_run is not None else getattr(parent, "open_run", None)
+        self._own_run = self.open_run is None
+        if self._own_run:
+            self.open_run = OpenRun(self, remember=remember)
+
+    # --- pieces of the panes' controls -----------------------------------------------------------------------------
+    def _bind_keys(self, bindings) -> None:
+        """(key, slot) pairs that work while the pane or any of its children has the focus."""
+        for key, slot in bindings:
+            shortcut = QShortcut(QKeySequence(key), self)
+            shortcut.setContext(Qt.WidgetWithChildrenShortcut)
+            shortcut.activated.connect(slot)
+
+    @staticmethod
+    def _scrolling(controls: QWidget, width: int | None = None) -> QScrollArea:
+        """The column of controls in a vertical scroll area, as wide as the controls want (or `width`)."""
+        scroll = QScrollArea()
+        scroll.setWidget(controls)
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setFixedWidth(controls.sizeHint().width() + 18 if width is None else width)
+        return scroll
+
+    @staticmethod
+    def _transport_buttons(play: tuple[str, str], step_tip: str, again: tuple[str, str]):
+        """A checkable play button, Step, and a button that starts again, each (text, tooltip) but Step's tooltip;
+        returns (play, step, again, the three in a row)."""
+        play_button = QPushButton(play[0])
+        play_button.setCheckable(True)
+        play_button.setToolTip(play[1])
+        step_button = QPushButton("Step")
+        step_button.setToolTip(step_tip)
+        again_button = QPushButton(again[0])
+        again_button.setToolTip(again[1])
+        row = QHBoxLayout()
+        for button in (play_button, step_button, again_button):
+            row.addWidget(button)
+        return play_button, step_button, again_button, row
+
+    @staticmethod
+    def _show_playing(button: QPushButton, running: bool, idle_text: str) -> None:
+        """The play button follows its worker, without calling its toggled slot."""
+        button.blockSignals(True)
+        button.setChecked(running)
+        button.blockSignals(False)
+        button.setText("Pause" if running else idle_text)
+
+    def _build_message_page(self, content: QWidget) -> None:
+        """A header line over a stack: page 0 the message (what is missing), page 1 the content."""
+        self.header = QLabel()
+        self.header.setWordWrap(True)
+        self.message = QLabel()
+        self.message.setAlignment(Qt.AlignCenter)
+        self.message.setWordWrap(True)
+        self.message.setStyleSheet("font-size: 15px; color: #444; padding: 40px;")
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.message)
+        self.stack.addWidget(content)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.header)
+        layout.addWidget(self.stack, 1)
+
+    def _show_run_header(self, open_run, models_loaded: bool) -> None:
+        """The open run in the header; once the pane's models are loaded, the first problems of the run too."""
+        text = open_run.describe()
+        if open_run.contents is not None and models_loaded:
+            notes = open_run.contents.problems()[:3]
+            if notes:
+                text += "<br><span style='color:#8a5a00'>" + " · ".join(notes) + "</span>"
+        self.header.setText(text)
+
+    def _build_export_controls(self, subject: str, sizes: dict, fps: int, size: str | None = None,
+                               size_tip: str = "Size of the exported frames", view: str = "the view") -> QHBoxLayout:
+        """Make fps_spin, size_box (label: frame size) and gif_button, mp4_button, png_button, wired to the export
+        dialogs; returns the buttons in a row (the pane places the spin and the box as its layout wants)."""
+        self.fps_spin = QSpinBox()
+        self.fps_spin.setRange(1, 60)
+        self.fps_spin.setValue(fps)
+        self.fps_spin.setSuffix(" fps")
+        self.fps_spin.setToolTip("Frames per second of the exported animation")
+        self.size_box = QComboBox()
+        for label, value in sizes.items():
+            self.size_box.addItem(label, value)
+        if size is not None:
+            self.size_box.setCurrentText(size)
+        self.size_box.setToolTip(size_tip)
+        self.gif_button = QPushButton("GIF…")
+        self.gif_button.setToolTip(f"Export {subject} as a GIF")
+        self.gif_button.clicked.connect(lambda: self.export_animation_dialog(".gif"))
+        self.mp4_button = QPushButton("MP4…")
+        self.mp4_button.setToolTip(f"Export {subject} as an MP4 video")
+        self.mp4_button.clicked.connect(lambda: self.export_animation_dialog(".mp4"))
+        self.png_button = QPushButton("PNG…")
+        self.png_button.setToolTip(f"Save a PNG of {view} (Ctrl+S)")
+        self.png_button.clicked.connect(self.save_png_dialog)
+        buttons = QHBoxLayout()
+        for button in (self.gif_button, self.mp4_button, self.png_button):
+            buttons.addWidget(button)
+        return buttons
+
+    def _show_recorded(self, count: int, unit: str) -> None:
+        """How much the pane has recorded, in its recorded_label; GIF and MP4 only once there is something."""
+        self.recorded_label.setText(f"{count} {unit}{'s' if count != 1 else ''}")
+        self.gif_button.setEnabled(count > 0)
+        self.mp4_button.setEnabled(count > 0)
 
     # --- the dialogs behind File > Save PNG / Export animation and the panes' own buttons -----------------------
     def save_png_dialog(self) -> Path | None:

@@ -20,10 +20,8 @@ from pathlib import Path
 
 import numpy as np
 from PyQt5.QtCore import QSettings, Qt, QTimer, pyqtSignal
-from PyQt5.QtGui import QKeySequence
 from PyQt5.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
-                             QScrollArea, QShortcut, QSizePolicy, QSlider, QSpinBox, QSplitter, QVBoxLayout,
-                             QWidget)
+                             QSizePolicy, QSlider, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
 from wm_studio.core.errors import ConfigError
 from wm_studio.core.export import Progress, write_animation
@@ -64,10 +62,7 @@ class ControllerPane(Pane):
 
     def __init__(self, parent=None, open_run=None):
         super().__init__(parent)
-        self.open_run = open_run if open_run is not None else getattr(parent, "open_run", None)
-        if self.open_run is None:  # a pane on its own (no main window): its own OpenRun
-            from wm_studio.gui.open_run import OpenRun
-            self.open_run = OpenRun(self, remember=False)
+        self._use_open_run(open_run, parent, remember=False)
         self.evaluation_backend = "processes"   # tests use "serial"
         self.figure = EpisodeFigure(self)
         self.scores = ScoreFigure(self)
@@ -89,12 +84,7 @@ class ControllerPane(Pane):
         self._view_target: int | None = None
         self._stale = False                 # the run changed while the pane was hidden
 
-        controls = self._build_controls()
-        scroll = QScrollArea()
-        scroll.setWidget(controls)
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        scroll.setFixedWidth(controls.sizeHint().width() + 18)
+        controls = self._scrolling(self._build_controls())
         views = QSplitter(Qt.Horizontal)
         views.addWidget(self.figure)
         views.addWidget(self.scores)
@@ -105,7 +95,7 @@ class ControllerPane(Pane):
         self.splitter = views
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(scroll)
+        layout.addWidget(controls)
         layout.addWidget(views, 1)
         self._add_shortcuts()
         self._timer = QTimer(self)
@@ -143,16 +133,9 @@ class ControllerPane(Pane):
         form.addRow("Driver", self.policy_box)
         form.addRow("Seed", self.seed_spin)
         form.addRow("Steps", self.steps_spin)
-        buttons = QHBoxLayout()
-        self.play_button = QPushButton("Play")
-        self.play_button.setCheckable(True)
-        self.play_button.setToolTip("Play / pause the episode (Space)")
-        self.step_button = QPushButton("Step")
-        self.step_button.setToolTip("One game step (Right arrow)")
-        self.new_button = QPushButton("New episode")
-        self.new_button.setToolTip("Start again with the next seed (N)")
-        for button in (self.play_button, self.step_button, self.new_button):
-            buttons.addWidget(button)
+        self.play_button, self.step_button, self.new_button, buttons = self._transport_buttons(
+            ("Play", "Play / pause the episode (Space)"), "One game step (Right arrow)",
+            ("New episode", "Start again with the next seed (N)"))
         form.addRow(buttons)
         speed_row = QHBoxLayout()
         self.speed_slider = QSlider(Qt.Horizontal)
@@ -200,27 +183,11 @@ class ControllerPane(Pane):
         record_row.addWidget(self.game_only_check)
         record_row.addWidget(self.recorded_label, 1, Qt.AlignRight)
         form.addRow(record_row)
-        self.fps_spin = QSpinBox()
-        self.fps_spin.setRange(1, 60)
-        self.fps_spin.setValue(25)
-        self.fps_spin.setSuffix(" fps")
-        self.size_box = QComboBox()
-        for label, size in EXPORT_SIZES.items():
-            self.size_box.addItem(label, size)
-        self.size_box.setToolTip("Size of the exported frames")
+        export_buttons = self._build_export_controls("the episode so far", EXPORT_SIZES, fps=25)
         frames_row = QHBoxLayout()
         frames_row.addWidget(self.fps_spin)
         frames_row.addWidget(self.size_box, 1)
         form.addRow("Frames", frames_row)
-        export_buttons = QHBoxLayout()
-        self.gif_button = QPushButton("GIF…")
-        self.mp4_button = QPushButton("MP4…")
-        self.png_button = QPushButton("PNG…")
-        self.gif_button.setToolTip("Export the episode so far as a GIF")
-        self.mp4_button.setToolTip("Export the episode so far as an MP4 video")
-        self.png_button.setToolTip("Save a PNG of the view (Ctrl+S)")
-        for button in (self.gif_button, self.mp4_button, self.png_button):
-            export_buttons.addWidget(button)
         form.addRow(export_buttons)
         self.export_bar = EtaBar("frames")
         self.export_bar.hide()
@@ -238,18 +205,12 @@ class ControllerPane(Pane):
         self.new_button.clicked.connect(lambda: self.new_episode())
         self.speed_slider.valueChanged.connect(self._speed_changed)
         self.evaluate_button.clicked.connect(self.toggle_evaluation)
-        self.gif_button.clicked.connect(lambda: self.export_animation_dialog(".gif"))
-        self.mp4_button.clicked.connect(lambda: self.export_animation_dialog(".mp4"))
-        self.png_button.clicked.connect(self.save_png_dialog)
         panel.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Preferred)
         return panel
 
     def _add_shortcuts(self):
-        for key, slot in ((Qt.Key_Space, self.toggle_play), (Qt.Key_Right, self.step),
-                          (Qt.Key_N, lambda: self.new_episode()), (Qt.Key_E, self.toggle_evaluation)):
-            shortcut = QShortcut(QKeySequence(key), self)
-            shortcut.setContext(Qt.WidgetWithChildrenShortcut)
-            shortcut.activated.connect(slot)
+        self._bind_keys(((Qt.Key_Space, self.toggle_play), (Qt.Key_Right, self.step),
+                         (Qt.Key_N, lambda: self.new_episode()), (Qt.Key_E, self.toggle_evaluation)))
 
     def shortcuts(self) -> list[tuple[str, str]]:
         return [("Space", "play / pause the episode"), ("Right", "one game step"),
@@ -304,10 +265,7 @@ class ControllerPane(Pane):
         can_evaluate = self.open_run.path is not None and not self.open_run.missing("vae", "mdn", "controller")
         self.evaluate_button.setEnabled(can_evaluate or self.evaluating)
         self.evaluate_button.setText("Cancel" if self.evaluating else "Evaluate")
-        count = len(self.recorded)
-        self.recorded_label.setText(f"{count} step{'s' if count != 1 else ''}")
-        self.gif_button.setEnabled(count > 0)
-        self.mp4_button.setEnabled(count > 0)
+        self._show_recorded(len(self.recorded), "step")
 
     # --- the episode ------------------------------------------------------------------------------------------
     def new_episode(self, same_seed: bool = False) -> bool:
@@ -348,10 +306,7 @@ class ControllerPane(Pane):
             self.episode_worker.pause()
 
     def _show_running(self, running: bool):
-        self.play_button.blockSignals(True)
-        self.play_button.setChecked(running)
-        self.play_button.blockSignals(False)
-        self.play_button.setText("Pause" if running else "Play")
+        self._show_playing(self.play_button, running, "Play")
 
     def step(self):
         if self.episode_over:

@@ -26,9 +26,8 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PyQt5.QtCore import QEvent, QSettings, Qt, QTimer, pyqtSignal
-from PyQt5.QtGui import QKeySequence
-from PyQt5.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
-                             QShortcut, QSizePolicy, QSlider, QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
+from PyQt5.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QSizePolicy,
+                             QSlider, QSpinBox, QVBoxLayout, QWidget)
 
 from wm_studio.core.data.policies import make_policy
 from wm_studio.core.envs import make_env
@@ -232,8 +231,7 @@ class DreamPane(Pane):
 
     def __init__(self, parent=None, open_run: OpenRun | None = None, seed: int = 0):
         super().__init__(parent)
-        self._own_run = open_run is None and getattr(parent, "open_run", None) is None   # a pane on its own
-        self.open_run = open_run or getattr(parent, "open_run", None) or OpenRun(self)
+        self._use_open_run(open_run, parent)
         self.seed = seed
         self.sessions = 0                              # sessions started: each gets its own seed
         self.game = "carracing"
@@ -256,19 +254,7 @@ class DreamPane(Pane):
         self.worker.failed.connect(self.on_failed)
         self.worker.running_changed.connect(self._show_running)
 
-        self.header = QLabel()
-        self.header.setWordWrap(True)
-        self.message = QLabel()
-        self.message.setAlignment(Qt.AlignCenter)
-        self.message.setWordWrap(True)
-        self.message.setStyleSheet("font-size: 15px; color: #444; padding: 40px;")
-        self.stack = QStackedWidget()
-        self.stack.addWidget(self.message)
-        self.stack.addWidget(self._build_content())
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.header)
-        layout.addWidget(self.stack, 1)
+        self._build_message_page(self._build_content())
         self._add_shortcuts()
         self._timer = QTimer(self)
         self._timer.timeout.connect(self.draw)
@@ -334,16 +320,9 @@ class DreamPane(Pane):
 
         run = QGroupBox("Play")
         box = QVBoxLayout(run)
-        buttons = QHBoxLayout()
-        self.play_button = QPushButton("Play")
-        self.play_button.setCheckable(True)
-        self.play_button.setToolTip("Play / pause (Space)")
-        self.step_button = QPushButton("Step")
-        self.step_button.setToolTip("One step of the dream (.)")
-        self.restart_button = QPushButton("Restart")
-        self.restart_button.setToolTip("A new episode from a new real frame (R)")
-        for button in (self.play_button, self.step_button, self.restart_button):
-            buttons.addWidget(button)
+        self.play_button, self.step_button, self.restart_button, buttons = self._transport_buttons(
+            ("Play", "Play / pause (Space)"), "One step of the dream (.)",
+            ("Restart", "A new episode from a new real frame (R)"))
         box.addLayout(buttons)
         form = QFormLayout()
         self.speed_box = QComboBox()
@@ -406,28 +385,13 @@ class DreamPane(Pane):
         form = QFormLayout(export)
         self.recorded_label = QLabel("0 frames")
         form.addRow("Episode", self.recorded_label)
+        buttons = self._build_export_controls(
+            "this episode", {f"{size} × {size}": size for size in EXPORT_SIZES}, fps=30, size="256 × 256",
+            size_tip="Size of each frame (the real game and the dream side by side: twice as wide)")
         sizes = QHBoxLayout()
-        self.size_box = QComboBox()
-        for size in EXPORT_SIZES:
-            self.size_box.addItem(f"{size} × {size}", size)
-        self.size_box.setCurrentIndex(EXPORT_SIZES.index(256))
-        self.size_box.setToolTip("Size of each frame (the real game and the dream side by side: twice as wide)")
-        self.fps_spin = QSpinBox()
-        self.fps_spin.setRange(1, 60)
-        self.fps_spin.setValue(30)
-        self.fps_spin.setSuffix(" fps")
         sizes.addWidget(self.size_box)
         sizes.addWidget(self.fps_spin)
         form.addRow("Frames", sizes)
-        buttons = QHBoxLayout()
-        self.gif_button = QPushButton("GIF…")
-        self.mp4_button = QPushButton("MP4…")
-        self.png_button = QPushButton("PNG…")
-        self.gif_button.setToolTip("Export this episode as a GIF")
-        self.mp4_button.setToolTip("Export this episode as an MP4 video")
-        self.png_button.setToolTip("Save a PNG of the view (Ctrl+S)")
-        for button in (self.gif_button, self.mp4_button, self.png_button):
-            buttons.addWidget(button)
         form.addRow(buttons)
         column.addWidget(export)
         column.addStretch(1)
@@ -446,9 +410,6 @@ class DreamPane(Pane):
         self.seed_spin.valueChanged.connect(lambda _: self.start_session(keep_running=self.worker.running))
         self.driver_box.currentIndexChanged.connect(self._driver_changed)
         self.real_check.toggled.connect(self._real_toggled)
-        self.gif_button.clicked.connect(lambda: self.export_animation_dialog(".gif"))
-        self.mp4_button.clicked.connect(lambda: self.export_animation_dialog(".mp4"))
-        self.png_button.clicked.connect(self.save_png_dialog)
         return panel
 
     def _add_shortcuts(self):
@@ -456,10 +417,7 @@ class DreamPane(Pane):
                 (Qt.Key_C, lambda: self.set_driver("controller")), (Qt.Key_H, lambda: self.set_driver("keyboard")),
                 (Qt.Key_N, lambda: self.set_driver("random")), (Qt.Key_Plus, lambda: self._nudge_tau(10)),
                 (Qt.Key_Equal, lambda: self._nudge_tau(10)), (Qt.Key_Minus, lambda: self._nudge_tau(-10)))
-        for key, slot in keys:
-            shortcut = QShortcut(QKeySequence(key), self)
-            shortcut.setContext(Qt.WidgetWithChildrenShortcut)
-            shortcut.activated.connect(slot)
+        self._bind_keys(keys)
 
     def shortcuts(self) -> list[tuple[str, str]]:
         return [("Space", "play / pause the dream"), (".", "one step"), ("R", "restart from a new real frame"),
@@ -476,13 +434,7 @@ class DreamPane(Pane):
             self._take_models()     # new latents or rollouts of a running dream serve the next session
 
     def _update_header(self) -> None:
-        run = self.open_run
-        text = run.describe()
-        if run.contents is not None and self.ready:
-            notes = run.contents.problems()[:3]
-            if notes:
-                text += "<br><span style='color:#8a5a00'>" + " · ".join(notes) + "</span>"
-        self.header.setText(text)
+        self._show_run_header(self.open_run, self.ready)
 
     def _take_models(self) -> None:
         missing = self.open_run.missing("vae", "mdn")
@@ -552,10 +504,7 @@ class DreamPane(Pane):
             self.worker.pause()
 
     def _show_running(self, running: bool):
-        self.play_button.blockSignals(True)
-        self.play_button.setChecked(running)
-        self.play_button.blockSignals(False)
-        self.play_button.setText("Pause" if running else "Play")
+        self._show_playing(self.play_button, running, "Play")
 
     def step(self):
         if self.ready:

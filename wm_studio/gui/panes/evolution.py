@@ -10,10 +10,9 @@ import logging
 from pathlib import Path
 
 from PyQt5.QtCore import QSettings, Qt, QTimer, pyqtSignal
-from PyQt5.QtGui import QKeySequence
 from PyQt5.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                             QLineEdit, QProgressBar, QPushButton, QScrollArea, QShortcut, QSizePolicy, QSlider,
-                             QSpinBox, QVBoxLayout, QWidget)
+                             QLineEdit, QProgressBar, QSizePolicy, QSlider, QSpinBox, QVBoxLayout,
+                             QWidget)
 
 from wm_studio.core.errors import ConfigError, WmStudioError
 from wm_studio.core.es.demo import EsHistory, EsSettings, EsSnapshot, parse_mu, parse_vector
@@ -76,15 +75,10 @@ class EvolutionPane(Pane):
         self._view_target: int | None = None         # prepare_view(): generation to reach before view_ready
         self._dimension_memory = 10                  # n to restore when leaving a 2-D-only problem
 
-        controls = self._build_controls()
-        scroll = QScrollArea()
-        scroll.setWidget(controls)
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        scroll.setFixedWidth(controls.sizeHint().width() + 18)
+        controls = self._scrolling(self._build_controls())
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(scroll)
+        layout.addWidget(controls)
         layout.addWidget(self.figure, 1)
         self._add_shortcuts()
         self._timer = QTimer(self)
@@ -140,16 +134,9 @@ class EvolutionPane(Pane):
 
         run = QGroupBox("Run")
         box = QVBoxLayout(run)
-        buttons = QHBoxLayout()
-        self.run_button = QPushButton("Run")
-        self.run_button.setCheckable(True)
-        self.run_button.setToolTip("Run / pause (Space)")
-        self.step_button = QPushButton("Step")
-        self.step_button.setToolTip("One generation (Right arrow)")
-        self.reset_button = QPushButton("Reset")
-        self.reset_button.setToolTip("Start again with the settings above (R)")
-        for button in (self.run_button, self.step_button, self.reset_button):
-            buttons.addWidget(button)
+        self.run_button, self.step_button, self.reset_button, buttons = self._transport_buttons(
+            ("Run", "Run / pause (Space)"), "One generation (Right arrow)",
+            ("Reset", "Start again with the settings above (R)"))
         box.addLayout(buttons)
         speed_row = QHBoxLayout()
         self.speed_slider = QSlider(Qt.Horizontal)
@@ -171,14 +158,8 @@ class EvolutionPane(Pane):
         self.recorded_label = QLabel()
         self.recorded_label.setMinimumWidth(self.recorded_label.fontMetrics().horizontalAdvance(
             f"{MAX_RECORDED} frames") + 4)
-        self.fps_spin = QSpinBox()
-        self.fps_spin.setRange(1, 60)
-        self.fps_spin.setSuffix(" fps")
-        self.fps_spin.setToolTip("Frames per second of the exported animation")
-        self.size_box = QComboBox()
-        for label, size in EXPORT_SIZES.items():
-            self.size_box.addItem(label, size)
-        self.size_box.setToolTip("Size of the exported frames")
+        export_buttons = self._build_export_controls("the recorded generations", EXPORT_SIZES, fps=10,
+                                                     view="the current view")
         record_row = QHBoxLayout()
         record_row.addWidget(self.record_check)
         record_row.addWidget(self.recorded_label, 1, Qt.AlignRight)
@@ -187,15 +168,6 @@ class EvolutionPane(Pane):
         frames_row.addWidget(self.fps_spin)
         frames_row.addWidget(self.size_box, 1)
         form.addRow("Frames", frames_row)
-        export_buttons = QHBoxLayout()
-        self.gif_button = QPushButton("GIF…")
-        self.mp4_button = QPushButton("MP4…")
-        self.png_button = QPushButton("PNG…")
-        self.gif_button.setToolTip("Export the recorded generations as a GIF")
-        self.mp4_button.setToolTip("Export the recorded generations as an MP4 video")
-        self.png_button.setToolTip("Save a PNG of the current view (Ctrl+S)")
-        for button in (self.gif_button, self.mp4_button, self.png_button):
-            export_buttons.addWidget(button)
         form.addRow(export_buttons)
         self.export_progress = QProgressBar()
         self.export_progress.setFormat("encoding %v / %m")
@@ -214,17 +186,11 @@ class EvolutionPane(Pane):
         self.step_button.clicked.connect(self.step)
         self.reset_button.clicked.connect(self.reset)
         self.speed_slider.valueChanged.connect(self._speed_changed)
-        self.gif_button.clicked.connect(lambda: self.export_animation_dialog(".gif"))
-        self.mp4_button.clicked.connect(lambda: self.export_animation_dialog(".mp4"))
-        self.png_button.clicked.connect(self.save_png_dialog)
         panel.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Preferred)
         return panel
 
     def _add_shortcuts(self):
-        for key, slot in ((Qt.Key_Space, self.toggle_run), (Qt.Key_Right, self.step), (Qt.Key_R, self.reset)):
-            shortcut = QShortcut(QKeySequence(key), self)
-            shortcut.setContext(Qt.WidgetWithChildrenShortcut)
-            shortcut.activated.connect(slot)
+        self._bind_keys(((Qt.Key_Space, self.toggle_run), (Qt.Key_Right, self.step), (Qt.Key_R, self.reset)))
 
     def shortcuts(self) -> list[tuple[str, str]]:
         return [("Space", "run / pause the evolution"), ("Right", "one generation"), ("R", "reset"),
@@ -373,10 +339,7 @@ class EvolutionPane(Pane):
             self.worker.pause()
 
     def _show_running(self, running: bool):
-        self.run_button.blockSignals(True)
-        self.run_button.setChecked(running)
-        self.run_button.blockSignals(False)
-        self.run_button.setText("Pause" if running else "Run")
+        self._show_playing(self.run_button, running, "Run")
 
     def step(self):
         self.worker.step()
@@ -426,10 +389,7 @@ class EvolutionPane(Pane):
             self.view_ready.emit()
 
     def _update_recorded_label(self):
-        count = len(self.recorded)
-        self.recorded_label.setText(f"{count} frame{'s' if count != 1 else ''}")
-        self.gif_button.setEnabled(count > 0)
-        self.mp4_button.setEnabled(count > 0)
+        self._show_recorded(len(self.recorded), "frame")
 
     # --- export -----------------------------------------------------------------------------------------------
     def view_frame(self):

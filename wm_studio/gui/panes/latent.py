@@ -21,9 +21,8 @@ from pathlib import Path
 
 import numpy as np
 from PyQt5.QtCore import QSettings, Qt, QTimer, pyqtSignal
-from PyQt5.QtGui import QKeySequence
-from PyQt5.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QShortcut,
-                             QSizePolicy, QSlider, QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
+from PyQt5.QtWidgets import (QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSlider,
+                             QSpinBox, QVBoxLayout, QWidget)
 
 from wm_studio.core.data.dataset import array_shape
 from wm_studio.core.envs.dream import decode_frames
@@ -66,8 +65,7 @@ class LatentPane(Pane):
 
     def __init__(self, parent=None, open_run: OpenRun | None = None, seed: int = 0):
         super().__init__(parent)
-        self._own_run = open_run is None and getattr(parent, "open_run", None) is None   # a pane on its own
-        self.open_run = open_run or getattr(parent, "open_run", None) or OpenRun(self)
+        self._use_open_run(open_run, parent)
         self.rng = np.random.default_rng(seed)
         self.vae = None
         self.z = np.zeros(0, np.float32)            # what the sliders say (the truth; sliders clamp at +-3)
@@ -87,20 +85,8 @@ class LatentPane(Pane):
         self.decoder.done.connect(self._show_decoded)
         self.decoder.failed.connect(lambda _, message: self.status.emit(f"Decoding failed: {message}"))
 
-        self.header = QLabel()
-        self.header.setWordWrap(True)
+        self._build_message_page(self._build_content())
         self.header.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.message = QLabel()
-        self.message.setAlignment(Qt.AlignCenter)
-        self.message.setWordWrap(True)
-        self.message.setStyleSheet("font-size: 15px; color: #444; padding: 40px;")
-        self.stack = QStackedWidget()
-        self.stack.addWidget(self.message)
-        self.stack.addWidget(self._build_content())
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.header)
-        layout.addWidget(self.stack, 1)
         self._add_shortcuts()
         self.open_run.changed.connect(self.on_run_changed)
         self.on_run_changed("run")
@@ -197,30 +183,16 @@ class LatentPane(Pane):
         self.frames_spin.setRange(2, 600)
         self.frames_spin.setValue(48)
         self.frames_spin.setSuffix(" frames")
-        self.fps_spin = QSpinBox()
-        self.fps_spin.setRange(1, 60)
-        self.fps_spin.setValue(24)
-        self.fps_spin.setSuffix(" fps")
-        self.size_box = QComboBox()
-        for size in EXPORT_SIZES:
-            self.size_box.addItem(f"{size} × {size}", size)
-        self.size_box.setCurrentIndex(EXPORT_SIZES.index(256))
-        self.gif_button = QPushButton("GIF…")
-        self.mp4_button = QPushButton("MP4…")
-        self.png_button = QPushButton("PNG…")
-        self.gif_button.setToolTip("Export the sweep from A to B as a GIF")
-        self.mp4_button.setToolTip("Export the sweep from A to B as an MP4 video")
-        self.png_button.setToolTip("Save a PNG of the pane's views (Ctrl+S)")
-        for widget in (self.frames_spin, self.fps_spin, self.size_box, self.gif_button, self.mp4_button,
-                       self.png_button):
+        buttons = self._build_export_controls(
+            "the sweep from A to B", {f"{size} × {size}": size for size in EXPORT_SIZES}, fps=24, size="256 × 256",
+            view="the pane's views")
+        for widget in (self.frames_spin, self.fps_spin, self.size_box):
             export.addWidget(widget)
+        export.addLayout(buttons)
         form.addRow("Export", export)
         self.set_a_button.clicked.connect(lambda: self.set_end("A"))
         self.set_b_button.clicked.connect(lambda: self.set_end("B"))
         self.t_slider.valueChanged.connect(self._t_moved)
-        self.gif_button.clicked.connect(lambda: self.export_animation_dialog(".gif"))
-        self.mp4_button.clicked.connect(lambda: self.export_animation_dialog(".mp4"))
-        self.png_button.clicked.connect(self.save_png_dialog)
         box.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Maximum)
         self._update_interpolation_controls()
         return box
@@ -229,10 +201,7 @@ class LatentPane(Pane):
         keys = ((Qt.Key_F, self.random_real_frame), (Qt.Key_R, self.reset_to_encoded), (Qt.Key_Z, self.randomize),
                 (Qt.Key_0, lambda: self.set_z(np.zeros_like(self.z), "z = 0")),
                 (Qt.Key_A, lambda: self.set_end("A")), (Qt.Key_B, lambda: self.set_end("B")))
-        for key, slot in keys:
-            shortcut = QShortcut(QKeySequence(key), self)
-            shortcut.setContext(Qt.WidgetWithChildrenShortcut)
-            shortcut.activated.connect(slot)
+        self._bind_keys(keys)
 
     def shortcuts(self) -> list[tuple[str, str]]:
         return [("F", "a random real frame and its z"), ("R", "reset z to the encoded frame"),
@@ -324,13 +293,7 @@ class LatentPane(Pane):
         self.step_spin.setRange(0, max(0, steps - 1))
 
     def _update_header(self) -> None:
-        run = self.open_run
-        text = run.describe()
-        if run.contents is not None and self.vae is not None:
-            notes = run.contents.problems()[:3]
-            if notes:
-                text += "<br><span style='color:#8a5a00'>" + " · ".join(notes) + "</span>"
-        self.header.setText(text)
+        self._show_run_header(self.open_run, self.vae is not None)
 
     # --- changing z -----------------------------------------------------------------------------------------------
     def set_dimension(self, dim: int, value: float) -> None:

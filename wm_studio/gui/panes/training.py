@@ -25,11 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from PyQt5.QtCore import QEventLoop, QSettings, Qt, QTimer, pyqtSignal
-from PyQt5.QtGui import QKeySequence
 from PyQt5.QtWidgets import (QApplication, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox,
                              QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-                             QPushButton, QScrollArea, QShortcut, QSizePolicy, QSpinBox, QStackedWidget,
-                             QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+                             QPushButton, QSizePolicy, QSpinBox, QStackedWidget, QTreeWidget, QTreeWidgetItem,
+                             QVBoxLayout, QWidget)
 
 from wm_studio.core.backend import resolve_device
 from wm_studio.core.data.collect import CollectSnapshot
@@ -223,10 +222,7 @@ class TrainingPane(Pane):
 
     def __init__(self, parent=None, open_run=None):
         super().__init__(parent)
-        self.open_run = open_run if open_run is not None else getattr(parent, "open_run", None)
-        if self.open_run is None:  # a pane on its own (no main window): its own OpenRun
-            from wm_studio.gui.open_run import OpenRun
-            self.open_run = OpenRun(self, remember=False)
+        self._use_open_run(open_run, parent, remember=False)
         self.backend = "processes"        # collect and C: worker processes (tests use "serial")
         self.workers: int | None = None   # None: every core
         self.worker = GeneratorWorker("training", self)   # THE training thread
@@ -254,12 +250,7 @@ class TrainingPane(Pane):
         self.figures = {"collect": CollectFigure(self), "vae": VaeFigure(self), "mdn": MdnFigure(self),
                         "controller": ControllerFigure(self)}
 
-        controls = self._build_controls()
-        scroll = QScrollArea()
-        scroll.setWidget(controls)
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        scroll.setFixedWidth(CONTROLS_WIDTH)
+        controls = self._scrolling(self._build_controls(), CONTROLS_WIDTH)
         self.figure_stack = QStackedWidget()
         for stage in STAGES:
             self.figure_stack.addWidget(self.figures[stage.key])
@@ -277,7 +268,7 @@ class TrainingPane(Pane):
         right.addWidget(files_box)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(scroll)
+        layout.addWidget(controls)
         layout.addLayout(right, 1)
         self._add_shortcuts()
         self._draw_timer = QTimer(self)
@@ -401,11 +392,8 @@ class TrainingPane(Pane):
         return widget
 
     def _add_shortcuts(self):
-        for key, slot in (("Ctrl+Return", lambda: self.start()), ("Ctrl+P", self.toggle_pause),
-                          ("Ctrl+.", self.stop)):
-            shortcut = QShortcut(QKeySequence(key), self)
-            shortcut.setContext(Qt.WidgetWithChildrenShortcut)
-            shortcut.activated.connect(slot)
+        self._bind_keys((("Ctrl+Return", lambda: self.start()), ("Ctrl+P", self.toggle_pause),
+                         ("Ctrl+.", self.stop)))
 
     def shortcuts(self) -> list[tuple[str, str]]:
         return [("Ctrl+Return", "start / resume the selected stage"), ("Ctrl+P", "pause / resume"),

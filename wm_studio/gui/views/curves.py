@@ -16,6 +16,20 @@ from wm_studio.gui import style
 LEFT_AXIS_WIDTH = 52  # fixed, so the plots beside do not shift when the tick labels change
 
 
+def legend_title(text: str, names) -> str:
+    """A plot title that doubles as the legend: each curve's name, from (name, colour) pairs, in its colour."""
+    return text + ", ".join(f'<span style="color:rgb{tuple(color)}">{name}</span>' for name, color in names)
+
+
+def set_heading(view: pg.GraphicsLayoutWidget, label: pg.LabelItem, html: str) -> None:
+    """Set a figure's heading without letting one long heading widen the figure for good: a LabelItem raises its
+    minimum width to fit its text, and the layout, once pushed past the view, never shrinks back (the plots on
+    the right would stay cut off). A heading too long for the view is clipped instead."""
+    label.setText(html)
+    label.setMinimumWidth(0)
+    view.ci.setGeometry(view.range)
+
+
 class CountAxis(pg.AxisItem):
     """An axis of whole counts (generations, batches): no ticks at 2.5."""
 

@@ -13,7 +13,7 @@ from PyQt5.QtCore import Qt, QTimer
 
 from wm_studio.core.es.demo import EsHistory, EsSnapshot, plot_box, slice_grid
 from wm_studio.gui import style
-from wm_studio.gui.views.curves import CurvesPlot
+from wm_studio.gui.views.curves import CurvesPlot, legend_title, set_heading
 from wm_studio.gui.views.search_plot import SearchSpacePlot
 
 # Grid points per side of the contour background: a 2-D function is computed once per view, finely (3 x 3
@@ -42,11 +42,6 @@ def readout_html(snapshot: EsSnapshot) -> str:
     return f"{head} &nbsp;│&nbsp; {figures}{stop}"
 
 
-def _coloured_title(text: str, names) -> str:
-    """A plot title that doubles as the legend: each curve's name in its colour."""
-    return text + ", ".join(f'<span style="color:rgb{tuple(color)}">{name}</span>' for name, color in names)
-
-
 class EsFigure(pg.GraphicsLayoutWidget):
     def __init__(self, parent=None):
         style.configure_pyqtgraph()
@@ -56,7 +51,7 @@ class EsFigure(pg.GraphicsLayoutWidget):
         self.title = self.addLabel("", row=0, col=0, colspan=2, size="10pt")
         self.search = SearchSpacePlot()
         self.addItem(self.search, row=1, col=0, rowspan=3)
-        self.fitness = CurvesPlot(_coloured_title("objective value (log): ", (
+        self.fitness = CurvesPlot(legend_title("objective value (log): ", (
             ("worst", style.CURVE_WORST), ("median", style.CURVE_MEDIAN), ("best", style.CURVE_BEST),
             ("- - best so far", style.CURVE_BEST))), x_label="")
         self.fitness.add_curve("worst", style.CURVE_WORST)
@@ -120,7 +115,7 @@ class EsFigure(pg.GraphicsLayoutWidget):
                            (self.sigma_plot, ("sigma",)), (self.ratio_plot, ("axis_ratio",))):
             for key in keys:
                 plot.set_curve(key, generations, columns[key])
-        self.title.setText(readout_html(snapshot))
+        set_heading(self, self.title, readout_html(snapshot))
 
     def _show_background(self) -> None:
         """The function over the whole visible region (the aspect lock usually shows more than the box).

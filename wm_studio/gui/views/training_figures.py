@@ -18,7 +18,7 @@ import pyqtgraph as pg
 from PyQt5.QtCore import Qt
 
 from wm_studio.gui import style
-from wm_studio.gui.views.curves import CurvesPlot
+from wm_studio.gui.views.curves import CurvesPlot, legend_title, set_heading
 from wm_studio.gui.views.pictures import CONTROLLER, RANDOM, PictureBox, mosaic
 from wm_studio.gui.views.search_plot import SearchSpacePlot
 
@@ -36,10 +36,6 @@ def _thin(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x[::step], y[::step]
 
 
-def _legend_title(text: str, names) -> str:
-    return text + ", ".join(f'<span style="color:rgb{tuple(color)}">{name}</span>' for name, color in names)
-
-
 class StageFigure(pg.GraphicsLayoutWidget):
     """A title line (the snapshot's summary) over the stage's plots; draw(snapshot, heading) draws one."""
 
@@ -52,13 +48,13 @@ class StageFigure(pg.GraphicsLayoutWidget):
         self.snapshot = None
 
     def show_message(self, text: str) -> None:
-        self.title.setText(text)
+        set_heading(self, self.title, text)
 
 
 class CollectFigure(StageFigure):
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.rewards = CurvesPlot(_legend_title("reward per rollout (random policy): ", (
+        self.rewards = CurvesPlot(legend_title("reward per rollout (random policy): ", (
             ("each rollout", RANDOM), ("running mean", CONTROLLER))), x_label="rollouts written", log_y=False)
         self.rewards.add_curve("reward", RANDOM)
         self.rewards.add_curve("mean", CONTROLLER)
@@ -69,17 +65,17 @@ class CollectFigure(StageFigure):
         x = np.arange(1, len(rewards) + 1)
         self.rewards.set_curve("reward", x, rewards)
         self.rewards.set_curve("mean", x, np.cumsum(rewards) / np.maximum(x, 1))
-        self.title.setText(heading)
+        set_heading(self, self.title, heading)
 
 
 class VaeFigure(StageFigure):
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.rec = CurvesPlot(_legend_title("reconstruction error per image (log): ", (
+        self.rec = CurvesPlot(legend_title("reconstruction error per image (log): ", (
             ("per batch", REC), ("held out, per epoch", HELDOUT))), x_label="")
         self.rec.add_curve("batch", REC)
         self.rec.add_curve("heldout", HELDOUT, Qt.DashLine)
-        self.kl = CurvesPlot(_legend_title("KL per image, floored at z/2: ", (("per batch", KL),)),
+        self.kl = CurvesPlot(legend_title("KL per image, floored at z/2: ", (("per batch", KL),)),
                              x_label="batch", log_y=False)
         self.kl.add_curve("batch", KL)
         self.kl.setXLink(self.rec)
@@ -105,16 +101,16 @@ class VaeFigure(StageFigure):
                            heldout[:, 1] if len(heldout) else [])
         if len(snapshot.inputs):
             self.pairs.set_picture(mosaic([snapshot.inputs, snapshot.reconstructions]))
-        self.title.setText(heading)
+        set_heading(self, self.title, heading)
 
     def draw_encoding(self, snapshot, heading: str) -> None:
-        self.title.setText(heading)
+        set_heading(self, self.title, heading)
 
 
 class MdnFigure(StageFigure):
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.nll = CurvesPlot(_legend_title("NLL per latent dimension (nats): ", (
+        self.nll = CurvesPlot(legend_title("NLL per latent dimension (nats): ", (
             ("per batch", REC), ("held out, per epoch", HELDOUT), ("done loss", KL))), x_label="batch",
             log_y=False)
         self.nll.add_curve("batch", REC)
@@ -144,7 +140,7 @@ class MdnFigure(StageFigure):
             has = true.ndim == 2 and k < true.shape[1]
             self.prediction.set_curve(f"true{k}", steps if has else [], true[:, k] if has else [])
             self.prediction.set_curve(f"predicted{k}", steps if has else [], predicted[:, k] if has else [])
-        self.title.setText(heading)
+        set_heading(self, self.title, heading)
 
 
 class ControllerFigure(StageFigure):
@@ -156,7 +152,7 @@ class ControllerFigure(StageFigure):
                                               "best": "best of the generation", "solution": None,
                                               "start": "x0 = 0"})
         self.search.set_axis_labels("principal axis 1 of C (plane through m)", "principal axis 2 of C")
-        self.fitness = CurvesPlot(_legend_title("fitness (mean reward of the rollouts): ", (
+        self.fitness = CurvesPlot(legend_title("fitness (mean reward of the rollouts): ", (
             ("worst", style.CURVE_WORST), ("mean", style.CURVE_MEDIAN), ("best", style.CURVE_BEST),
             ("score of m", HELDOUT))), x_label="", log_y=False)
         for key, colour in (("worst", style.CURVE_WORST), ("mean", style.CURVE_MEDIAN),
@@ -202,7 +198,7 @@ class ControllerFigure(StageFigure):
             self.search.set_marker(self.search.best, np.asarray(snapshot.best_params) @ basis)
             self.search.set_marker(self.search.start, np.zeros(2))
             self.search.set_box(_box(projection, path))
-        self.title.setText(heading)
+        set_heading(self, self.title, heading)
 
 
 
