@@ -33,6 +33,24 @@ def test_the_bundle_holds_float16_models_a_few_rollouts_and_matching_latents(tmp
     assert report.files == sum(1 for p in bundle.root.rglob("*") if p.is_file())
 
 
+def test_the_bundle_keeps_the_training_record_without_weights(tmp_path):
+    from wm_studio.core.train.history import stage_history
+    from wm_studio.core.backend import resolve_device
+    from wm_studio.core.train.mdn_stage import MdnSettings, train_mdn
+    run = make_run(tmp_path / "run", rollouts=3, steps=24)
+    for _ in train_mdn(run, MdnSettings.from_config(run.config), resolve_device("cpu")):
+        pass
+    make_bundle(run, tmp_path / "bundle", rollouts=1)
+    bundle = Run(tmp_path / "bundle")
+    arrays, meta = load_npz(bundle.root / "history" / "mdn.npz")
+    assert "history" in arrays and not any(name.startswith(("model/", "optimizer/")) for name in arrays)
+    assert bundle.latest_checkpoint("mdn") is None
+    original, copied = stage_history(run, "mdn"), stage_history(bundle, "mdn")
+    assert copied.finished and copied.done == original.done
+    np.testing.assert_array_equal(copied.history, original.history)
+    assert stage_history(bundle, "vae") is None         # no V checkpoint in the source run: no record
+
+
 def test_a_failed_bundle_keeps_the_old_one(tmp_path, capsys):
     run = make_run(tmp_path / "run", rollouts=1)
     make_bundle(run, tmp_path / "bundle", rollouts=1)

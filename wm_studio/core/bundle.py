@@ -2,11 +2,12 @@
 
     report = make_bundle(Run.open("runs/default"), "resources/default_model", rollouts=6)
 
-The copy holds config.json, V, M and C with float16 weights (loading casts them back to float32), the first few
-rollouts, encoded again by the float16 V (enough for the Latent and Dream panes), the metrics (the Training pane's curves and
-the last evaluation) and BUNDLE.json saying where it came from. It leaves out checkpoints and the rest of the
-data. It is built in a temporary folder beside `out` and renamed into place, so a failed bundle never replaces
-a good one.
+The copy holds config.json; V, M and C with float16 weights (loading casts them back to float32); the first few
+rollouts, encoded again by the float16 V (enough for the Latent and Dream panes); the metrics (the last evaluation
+included); each stage's training record for the Training pane's curves (history/<stage>.npz: the newest
+checkpoint without weights and optimiser state); and BUNDLE.json saying where it came from. It leaves out the
+checkpoints and the rest of the data. It is built in a temporary folder beside `out` and renamed into place, so
+a failed bundle never replaces a good one.
 """
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ from wm_studio.core.run_contents import MODEL_PARTS
 from wm_studio.core.train.encode import encode_rollouts
 
 BUNDLE_FILE = "BUNDLE.json"
+RECORD_DIR = "history"      # BUNDLE/history/<stage>.npz: the stage's newest checkpoint without its weights
+TRAINING_STATE = ("model/", "optimizer/")
 
 
 @dataclass(frozen=True)
@@ -70,11 +73,25 @@ def _fill(run: Run, staging: Path, rollouts: int) -> None:
         shutil.copy2(rollout, bundle.rollouts_dir / rollout.name)
     for _ in encode_rollouts(bundle, resolve_device("cpu")):   # latents of the float16 V, so they match it
         pass
+    for stage in ("vae", "mdn", "controller"):
+        _copy_training_record(run, stage, staging / RECORD_DIR / f"{stage}.npz")
     metrics = run.root / "metrics"
     if metrics.is_dir():
         shutil.copytree(metrics, staging / "metrics")
     save_json(staging / BUNDLE_FILE, {"source": str(run.root), "made": time.strftime("%Y-%m-%d %H:%M"),
                                       "rollouts": len(kept), "weights": "float16"})
+
+
+def _copy_training_record(run: Run, stage: str, target: Path) -> None:
+    """What the Training pane draws of a finished stage (losses, held-out figures, C's search distribution),
+    without the weights and optimiser state that only resuming needs: a bundle is never trained further."""
+    latest = run.latest_checkpoint(stage)
+    if latest is None:
+        return
+    arrays, meta = load_npz(latest)
+    record = {name: value.astype(np.float32) if value.dtype == np.float64 else value   # C's n x n: half the size
+              for name, value in arrays.items() if not name.startswith(TRAINING_STATE)}
+    save_npz(target, record, {**meta, "record_of": latest.name}, compressed=True)
 
 
 def _copy_as_float16(source: Path, target: Path) -> None:

@@ -3,7 +3,7 @@ pane draws it when it opens a run, before (or without) training anything.
 
     snapshot = stage_history(run, "vae")     # VaeSnapshot, MdnSnapshot, ControllerSnapshot, CollectHistory or None
 
-V, M and C: the newest checkpoint's recorded history (loss per batch, held-out figures per epoch; C's fitness per
+V, M and C: the newest checkpoint's (for a bundled model: its history/<stage>.npz) recorded history (loss per batch, held-out figures per epoch; C's fitness per
 generation, its last population and the search distribution projected on C's two leading axes), read lazily from
 the npz (weights and optimiser state are not loaded). No reconstructions or predictions are made: those arrays are
 empty, except V's preview pairs (with preview=True): the held-out frames V's stage previews, reconstructed by the V
@@ -52,7 +52,7 @@ def stage_history(run: Run, stage: str, preview: bool = False):
     """The stage's progress as a snapshot, or None when it has not started."""
     if stage == "collect":
         return _collect(run)
-    path = run.latest_checkpoint(stage)
+    path = run.latest_checkpoint(stage) or _bundled_record(run, stage)
     if path is None:
         return None
     if stage == "vae":
@@ -62,6 +62,13 @@ def stage_history(run: Run, stage: str, preview: bool = False):
     if stage == "controller":
         return _controller(run, path)
     raise ValueError(f"unknown stage {stage!r}")
+
+
+def _bundled_record(run: Run, stage: str) -> Path | None:
+    """A bundled model (wm-studio bundle) has no checkpoints but keeps each stage's record in history/."""
+    from wm_studio.core.bundle import RECORD_DIR
+    path = run.root / RECORD_DIR / f"{stage}.npz"
+    return path if path.is_file() else None
 
 
 def _collect(run: Run) -> CollectHistory | None:

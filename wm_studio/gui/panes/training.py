@@ -167,8 +167,10 @@ def load_histories(request) -> dict[str, Any]:
         return {key: (None, False, str(exc)) for key in stages}
     for key in stages:
         try:
-            finished = all(steps[name].finished() for name in STAGE_BY_KEY[key].steps)
-            result[key] = (stage_history(run, key, preview=True), finished, "")
+            snapshot = stage_history(run, key, preview=True)
+            finished = (all(steps[name].finished() for name in STAGE_BY_KEY[key].steps)
+                        or getattr(snapshot, "finished", False))      # a bundled model's record says so
+            result[key] = (snapshot, finished, "")
         except WmStudioError as exc:
             result[key] = (None, False, str(exc))
     return result
