@@ -241,7 +241,7 @@ def test_an_exception_in_the_worker_is_shown_not_fatal(qtbot, studio, monkeypatc
 
 def test_closing_mid_run_shuts_down_cleanly(qtbot, qtlog):
     window, pane = open_window(qtbot)
-    choose(pane, "rosenbrock", 10)
+    choose(pane, "rosenbrock", 100)      # thousands of generations: still running when the window closes
     pane.speed_slider.setValue(SPEEDS.index(None))
     pane.run_button.click()
     qtbot.waitUntil(lambda: drawn_generation(pane) >= 3, timeout=WAIT_MS)
