@@ -83,7 +83,8 @@ def test_a_stage_started_from_the_pane_writes_a_checkpoint_and_the_latent_pane_r
     history = pane.figures["vae"].rec.curve_data("batch")[1]
     np.testing.assert_allclose(history, snapshot.history[:, 2])           # the curve is V's loss per batch
     assert pane.figures["vae"].pairs.picture() is not None
-    assert any("ckpt-" in pane.files.topLevelItem(i).text(0) for i in range(pane.files.topLevelItemCount()))
+    qtbot.waitUntil(lambda: any("ckpt-" in pane.files.topLevelItem(i).text(0)      # the file list refreshes
+                                for i in range(pane.files.topLevelItemCount())), timeout=WAIT_MS)
 
 
 def test_pause_stops_progress_resume_continues_and_stop_then_start_resumes(qtbot, studio, tmp_path):
