@@ -137,9 +137,11 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
 
+    from wm_studio.gui.app import leave_a_core_for_the_window
     from wm_studio.gui.panes.dream import DreamPane
     from wm_studio.gui.render import ensure_application
     app = ensure_application()
+    leave_a_core_for_the_window()   # BLAS threads as `wm-studio gui` sets them
     scratch = tempfile.TemporaryDirectory(prefix="wm-bench-dream-")
     root = Path(args.run) if args.run else paper_run(Path(scratch.name) / "run").root
     load_start = os.getloadavg()

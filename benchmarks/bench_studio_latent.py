@@ -181,9 +181,11 @@ def main(argv=None) -> int:
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)
 
+    from wm_studio.gui.app import leave_a_core_for_the_window
     from wm_studio.gui.render import ensure_application
     from wm_studio.gui.panes.latent import LatentPane
     app = ensure_application()
+    leave_a_core_for_the_window()   # BLAS threads as `wm-studio gui` sets them
     scratch = tempfile.TemporaryDirectory(prefix="wm-bench-latent-")
     folder = Path(args.run) if args.run else scratch_run(Path(scratch.name) / "view", rollouts=2, steps=100).root
     pane = LatentPane()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 
@@ -27,6 +28,19 @@ def make_application(argv: list[str] | None = None) -> QApplication:
     app.setApplicationDisplayName("World Models Studio")
     app.setWindowIcon(style.studio_icon())
     return app
+
+
+def leave_a_core_for_the_window():
+    """Numpy's BLAS gets one thread fewer than the cores this process may use (at least one) for as long as the
+    studio is open. Training V or M on a thread of the studio otherwise runs its matrix products on every core,
+    and the window's thread waits for a core each time it wakes (on 2 cores: event-loop gaps of 25-50 ms).
+    The command line's training keeps every core. Returns threadpoolctl's limiter (its restore_original_limits()
+    undoes it)."""
+    from threadpoolctl import threadpool_limits
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    limiter = threadpool_limits(limits=max(1, cores - 1), user_api="blas")
+    log.info("BLAS limited to %d thread(s) of %d cores while the studio is open", max(1, cores - 1), cores)
+    return limiter
 
 
 def install_excepthook() -> None:
@@ -68,6 +82,7 @@ def run_studio(args) -> int:
     to_terminal.setFormatter(logging.Formatter("wm-studio: %(levelname)s %(name)s: %(message)s"))
     logging.getLogger("wm_studio").addHandler(to_terminal)
     install_excepthook()
+    leave_a_core_for_the_window()
     window = MainWindow(pane=args.pane, persistent=args.screenshot is None, run=getattr(args, "run", None))
     window.show()
     if args.screenshot is not None:

@@ -62,6 +62,9 @@ class MailboxThread(QObject):
         with self._cond:
             return self._pending is _EMPTY and not self._busy and not self._outbox
 
+    def is_alive(self) -> bool:
+        return self._thread.isRunning()
+
     def shutdown(self, timeout_ms: int | None = None) -> bool:
         with self._cond:
             self._quit = True

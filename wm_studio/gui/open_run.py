@@ -256,6 +256,10 @@ class OpenRun(QObject):
         """Nothing being loaded or waiting to be announced."""
         return not self.loading and self._loader.idle
 
+    def is_alive(self) -> bool:
+        """Whether its loader thread still runs (until shutdown())."""
+        return self._loader.is_alive()
+
     def shutdown(self) -> None:
         self._timer.stop()
         self._loader.shutdown()

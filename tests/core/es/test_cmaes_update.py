@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from wm_studio.core.es import CMAES, SepCMAES
+from wm_studio.core.es.cmaes import eigh_lower
 from wm_studio.core.es.problems import get_problem
 
 
@@ -103,6 +104,35 @@ def test_the_eigendecomposition_follows_the_gap():
     # right after a decomposition B D^2 B^T reproduces C, and B is orthonormal
     np.testing.assert_allclose((es.B * es.D ** 2) @ es.B.T, es.C, rtol=1e-10, atol=1e-13)
     np.testing.assert_allclose(es.B.T @ es.B, np.eye(es.n), atol=1e-12)
+
+
+def test_eigh_into_a_kept_array_is_numpys_eigh_bit_for_bit():
+    rng = np.random.default_rng(3)
+    M = rng.standard_normal((20, 20))
+    lower = np.tril(M @ M.T + np.eye(20))  # the engine keeps only the lower triangle
+    out = np.full((20, 20), np.nan)
+    values, vectors = eigh_lower(lower, out)
+    expected_values, expected_vectors = np.linalg.eigh(lower, UPLO="L")
+    assert vectors is out
+    assert np.array_equal(values, expected_values) and np.array_equal(vectors, expected_vectors)
+    with pytest.raises(np.linalg.LinAlgError):  # as np.linalg.eigh does (above n = 25 LAPACK returns NaN)
+        eigh_lower(np.full((20, 20), np.nan), out)
+
+
+def test_a_later_decomposition_never_writes_into_a_B_handed_out_or_a_failed_one_into_B():
+    es, problem = warmed_up(generations=0, n=20)
+    handed_out = es.B
+    kept = handed_out.copy()
+    for _ in range(3 * es.eigen_gap):
+        X = es.ask()
+        es.tell(X, problem.evaluate(X))
+    assert not np.array_equal(es.B, kept) and np.array_equal(handed_out, kept)
+
+    before = es.B
+    es._C[:] = np.nan  # LAPACK cannot decompose it
+    with pytest.raises(np.linalg.LinAlgError):
+        es._decompose()
+    assert np.array_equal(es.B, before)
 
 
 def test_rank_one_term_is_the_outer_product_of_pc():

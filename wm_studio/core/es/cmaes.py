@@ -32,6 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
+try:  # numpy's eigh kernel itself, which can write into arrays the engine keeps (see eigh_lower)
+    from numpy.linalg import _umath_linalg
+except ImportError:  # pragma: no cover - a numpy without it: np.linalg.eigh
+    _umath_linalg = None
+
 from wm_studio.core import files
 from wm_studio.core.backend import gpu_probe, to_numpy
 from wm_studio.core.errors import CheckpointError, ConfigError, WmStudioError
@@ -43,6 +48,9 @@ CHECKPOINT_FORMAT = 1
 # no n x n temporary, each block scaled and added to while in cache (fastest of 16..256 at n = 867 and 10,000).
 UPDATE_BLOCK_ROWS = 64
 PENDING = ("pending_x", "pending_y", "pending_z")  # a generation asked for but not told yet, in a checkpoint
+# Up to this n the eigenvectors are written into a spare n x n array kept between decompositions; above it the
+# O(n^3) eigh dwarfs the page faults a fresh array costs, and a second n x n array would not be worth its memory.
+REUSED_EIGENVECTORS_MAX_N = 3000
 
 
 class EvaluationError(WmStudioError):
@@ -145,6 +153,20 @@ def resolve_backend(backend: str):
         return np, f"CMA-ES runs on the CPU with numpy: the cupy backend was asked for but {reason}."
     import cupy
     return cupy, None
+
+
+def eigh_lower(C, vectors_out=None):
+    """eigenvalues, eigenvectors of the symmetric matrix whose lower triangle C holds: the same LAPACK call as
+    np.linalg.eigh(C, UPLO="L") (bit for bit), but written into `vectors_out` when given. A fresh n x n result
+    is fresh memory the kernel first faults in page by page: 7 of eigh's 69 ms at n = 867."""
+    if vectors_out is None or _umath_linalg is None:
+        return np.linalg.eigh(C, UPLO="L")
+    # The kernel reports non-convergence as an invalid-value flag, which np.linalg.eigh turns into LinAlgError.
+    with np.errstate(invalid="raise", divide="ignore"):
+        try:
+            return _umath_linalg.eigh_lo(C, out=(np.empty(C.shape[0]), vectors_out))
+        except FloatingPointError:
+            raise np.linalg.LinAlgError("Eigenvalues did not converge") from None
 
 
 def read_only(array) -> np.ndarray:
@@ -500,6 +522,8 @@ class CMAES(_CMABase):
         self._B = xp.eye(self.n)
         self._D = xp.ones(self.n)
         self.eigen_generation = 0  # generation of the decomposition B, D come from
+        reuse = xp is np and self.n <= REUSED_EIGENVECTORS_MAX_N
+        self._spare_B = np.empty((self.n, self.n)) if reuse else None  # where the next eigh writes B
 
     @property
     def C(self) -> np.ndarray:
@@ -509,7 +533,8 @@ class CMAES(_CMABase):
         full.flags.writeable = False
         return full
 
-    B = property(lambda self: read_only(self._B))
+    # A copy: the array behind B is written over by a later decomposition (see _decompose).
+    B = property(lambda self: read_only(to_numpy(self._B).copy()))
 
     def _after_generation(self):
         if self.generation - self.eigen_generation >= self.eigen_gap:
@@ -518,7 +543,13 @@ class CMAES(_CMABase):
     def _decompose(self):
         """B, D from eigh of C (which reads the lower triangle, the part this engine keeps)."""
         xp = self.xp
-        eigenvalues, self._B = xp.linalg.eigh(self._C, UPLO="L")
+        if xp is np:
+            eigenvalues, decomposed = eigh_lower(self._C, self._spare_B)
+            if self._spare_B is not None:  # trade places only now: a LinAlgError in eigh leaves B as it was
+                self._spare_B = self._B
+            self._B = decomposed
+        else:
+            eigenvalues, self._B = xp.linalg.eigh(self._C, UPLO="L")
         # Round-off can push the smallest eigenvalue of a badly conditioned C to or below zero; keep sampling
         # defined (max_condition reports the breakdown) rather than taking the root of a negative number.
         floor = float(eigenvalues[-1]) * 1e-20
@@ -536,16 +567,18 @@ class CMAES(_CMABase):
 
     def _update_covariance(self, decay, c1, coefficients, vectors):
         """C <- decay C + c1 pc pc^T + sum_k coefficients_k v_k v_k^T on the lower triangle, a block of rows at a
-        time (entries above the diagonal inside a block are updated too and never read)."""
+        time (entries above the diagonal inside a block are updated too and never read). Where alpha_mu^- =
+        1 + c1 / cmu scales the negative weights (the default population), c1 + cmu sum(w) = 0 and decay is 1
+        whenever h_sigma is: multiplying C by it would be a pass over n^2 / 2 numbers that changes none."""
         xp = self.xp
         vectors = xp.concatenate([self._pc[None, :], vectors])
         scaled = (vectors * xp.concatenate([xp.asarray([c1]), coefficients])[:, None]).T.copy()
         for start in range(0, self.n, UPDATE_BLOCK_ROWS):
             stop = min(self.n, start + UPDATE_BLOCK_ROWS)
-            product = scaled[start:stop] @ vectors[:, :stop]
             block = self._C[start:stop, :stop]
-            block *= decay
-            block += product
+            if decay != 1.0:
+                block *= decay
+            block += scaled[start:stop] @ vectors[:, :stop]
 
     def _axis_lengths(self):
         return self._D
@@ -557,7 +590,7 @@ class CMAES(_CMABase):
         return to_numpy(self._B[:, index] * self._D[index])
 
     def _covariance_arrays(self):
-        return {"C": self.C, "B": self._B, "D": self._D}
+        return {"C": self.C, "B": self.B, "D": self._D}
 
     def _covariance_meta(self):
         return {"eigen_generation": self.eigen_generation}

@@ -63,6 +63,11 @@ class Pane(QWidget):
         if self._own_run:
             self.open_run = OpenRun(self, remember=remember)
 
+    def _end_own_run(self) -> None:
+        """The end of shutdown() for a pane that uses a run: its own OpenRun's loader thread stops with it."""
+        if self._own_run:
+            self.open_run.shutdown()
+
     # --- pieces of the panes' controls -----------------------------------------------------------------------------
     def _bind_keys(self, bindings) -> None:
         """(key, slot) pairs that work while the pane or any of its children has the focus."""

@@ -532,6 +532,7 @@ class ControllerPane(Pane):
         self._timer.stop()
         self.episode_worker.shutdown()
         self.evaluation_worker.shutdown()
+        self._end_own_run()
 
 
 def render_episode(steps: list[EpisodeStep], game: str, size: tuple[int, int]):

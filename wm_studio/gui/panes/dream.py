@@ -754,6 +754,5 @@ class DreamPane(Pane):
         self._timer.stop()
         self.worker.shutdown()
         self.decoder_process.close()
-        if self._own_run:
-            self.open_run.shutdown()
+        self._end_own_run()
 

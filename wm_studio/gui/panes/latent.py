@@ -517,6 +517,5 @@ class LatentPane(Pane):
     def shutdown(self) -> None:
         self.decoder.shutdown()
         self.decoder_process.close()
-        if self._own_run:
-            self.open_run.shutdown()
+        self._end_own_run()
 

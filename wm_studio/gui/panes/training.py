@@ -853,3 +853,4 @@ class TrainingPane(Pane):
             log.info("Training: %s saved in %.1f s", self.active.label, time.monotonic() - started)
             self.active = None
         self.loader.shutdown()
+        self._end_own_run()
