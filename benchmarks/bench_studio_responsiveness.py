@@ -197,7 +197,7 @@ def main() -> int:
     if args.gil_pause is not None:
         workers.GIL_SHARE_PAUSE = args.gil_pause
     app = make_application()
-    blas_limit = leave_a_core_for_the_window()
+    blas_limit, _ = leave_a_core_for_the_window()
     scratch = Path(tempfile.mkdtemp(prefix="wm-studio-bench-"))
     QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, str(scratch / "settings"))
     run = make_run(scratch / "run", args.rollouts, args.frames, args.batch_size, epochs=1000)

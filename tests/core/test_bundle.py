@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from wm_studio.cli import main
-from wm_studio.core.bundle import make_bundle
+from wm_studio.core.bundle import bundled_rollouts, make_bundle
 from wm_studio.core.files import load_json, load_npz
 from wm_studio.core.models.serialization import load_vae
 from wm_studio.core.run_contents import PARTS, inspect_run
@@ -66,3 +66,13 @@ def test_an_unfinished_run_cannot_be_bundled(tmp_path, capsys):
     assert main(["bundle", "--run", str(run.root), "--out", str(tmp_path / "bundle")]) != 0
     assert "no trained mdn, controller yet" in capsys.readouterr().err
     assert not (tmp_path / "bundle").exists()
+
+
+def test_a_bundle_counts_its_few_rollouts_as_all_it_collected(tmp_path):
+    from wm_studio.core.train.history import stage_history
+    run = make_run(tmp_path / "run", rollouts=3, steps=24)
+    make_bundle(run, tmp_path / "bundle", rollouts=1)
+    collected = stage_history(Run(tmp_path / "bundle"), "collect")
+    assert (collected.done, collected.total, collected.finished) == (1, 1, True)
+    assert bundled_rollouts(run) is None
+    assert stage_history(run, "collect").total == run.config["collect"]["rollouts"]

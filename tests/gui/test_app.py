@@ -13,10 +13,11 @@ def blas_threads():
 
 def test_the_studio_leaves_a_core_for_its_window():
     before = blas_threads()
-    limiter = leave_a_core_for_the_window()
+    limiter, note = leave_a_core_for_the_window()
     try:
         cores = len(os.sched_getaffinity(0))
         assert blas_threads() and set(blas_threads()) == {max(1, cores - 1)}
+        assert f"BLAS on {max(1, cores - 1)} of {cores} cores" in note
     finally:
         limiter.restore_original_limits()
     assert blas_threads() == before

@@ -20,8 +20,8 @@ import numpy as np
 
 from wm_studio.core.backend import resolve_device
 from wm_studio.core.data.dataset import rollout_files
-from wm_studio.core.errors import ConfigError
-from wm_studio.core.files import load_npz, save_json, save_npz
+from wm_studio.core.errors import ConfigError, WmStudioError
+from wm_studio.core.files import load_json, load_npz, save_json, save_npz
 from wm_studio.core.runs import Run
 from wm_studio.core.run_contents import MODEL_PARTS
 from wm_studio.core.train.encode import encode_rollouts
@@ -39,6 +39,17 @@ class BundleReport:
 
     def summary(self) -> str:
         return f"bundled {self.files} files, {self.size_bytes / 2**20:.1f} MiB, into {self.out}"
+
+
+def bundled_rollouts(run: Run) -> int | None:
+    """How many rollouts a bundle kept of those its V was trained on; None for a run that is no bundle."""
+    path = run.root / BUNDLE_FILE
+    if not path.is_file():
+        return None
+    try:
+        return int(load_json(path)["rollouts"])
+    except (WmStudioError, KeyError, TypeError, ValueError):
+        return None
 
 
 def make_bundle(run: Run, out, rollouts: int = 6) -> BundleReport:

@@ -34,14 +34,14 @@ def leave_a_core_for_the_window():
     """Numpy's BLAS gets one thread fewer than the cores this process may use (at least one) for as long as the
     studio is open. Training V or M on a thread of the studio otherwise runs its matrix products on every core,
     and the rest of the studio's numpy work queues behind them in OpenBLAS's shared pool (on 2 cores: a decode
-    on a plain thread, p95 27 ms against 7.6; event-loop p99 19 ms against 15). The command line keeps every core. Returns threadpoolctl's limiter (its restore_original_limits()
-    undoes it)."""
+    on a plain thread, p95 27 ms against 7.6; event-loop p99 19 ms against 15). The command line keeps every core.
+    Call it before any thread uses BLAS. Returns threadpoolctl's limiter (restore_original_limits() undoes it)
+    and a line for the log."""
     from threadpoolctl import threadpool_limits
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     threads = max(1, cores - 1)
     limiter = threadpool_limits(limits=threads, user_api="blas")
-    log.info("BLAS limited to %d thread(s) of %d cores while the studio is open", threads, cores)
-    return limiter
+    return limiter, f"numpy's BLAS on {threads} of {cores} cores while the studio is open (one left for the window)"
 
 
 def install_excepthook() -> None:
@@ -83,8 +83,9 @@ def run_studio(args) -> int:
     to_terminal.setFormatter(logging.Formatter("wm-studio: %(levelname)s %(name)s: %(message)s"))
     logging.getLogger("wm_studio").addHandler(to_terminal)
     install_excepthook()
-    leave_a_core_for_the_window()
+    _, blas_note = leave_a_core_for_the_window()   # before the window's threads start
     window = MainWindow(pane=args.pane, persistent=args.screenshot is None, run=getattr(args, "run", None))
+    log.info("%s", blas_note)   # now the log dock is there to show it
     window.show()
     if args.screenshot is not None:
         window.capture_when_ready(args.screenshot, args.generations)

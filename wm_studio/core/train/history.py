@@ -33,6 +33,10 @@ class CollectHistory:
     rewards: np.ndarray       # (k,) total reward of each rollout written, in the order they were written
     indices: np.ndarray       # (k,) their rollout numbers
 
+    @property
+    def finished(self) -> bool:
+        return self.done >= self.total
+
     def summary(self) -> str:
         mean = f", mean reward {self.rewards.mean():.1f}" if len(self.rewards) else ""
         return f"{self.done} / {self.total} rollouts on disk{mean}"
@@ -72,13 +76,15 @@ def _bundled_record(run: Run, stage: str) -> Path | None:
 
 
 def _collect(run: Run) -> CollectHistory | None:
+    from wm_studio.core.bundle import bundled_rollouts
     from wm_studio.core.data.collect import CollectSettings, missing_rollouts
     settings = CollectSettings.from_config(run.config)
     records = [r for r in run.read_metrics("collect") if "reward" in r and "rollout" in r]
     done = settings.rollouts - len(missing_rollouts(run.rollouts_dir, settings.rollouts))
     if not records and not done:
         return None
-    return CollectHistory(done, settings.rollouts, np.array([float(r["reward"]) for r in records]),
+    total = bundled_rollouts(run) or settings.rollouts   # a bundle keeps only a few of the run's rollouts
+    return CollectHistory(done, total, np.array([float(r["reward"]) for r in records]),
                           np.array([int(r["rollout"]) for r in records], dtype=np.int64))
 
 
