@@ -74,6 +74,19 @@ def test_a_hung_task_is_run_again_elsewhere(monkeypatch, tmp_path):
     assert results == {i: i + 100 for i in range(4)}
 
 
+def test_the_local_cluster_leaves_port_8787_to_others(recwarn):
+    """Dask's default dashboard port may be another cluster's (the user's own, or one still closing)."""
+    with socket.socket() as holder:
+        try:
+            holder.bind(("127.0.0.1", 8787))
+            holder.listen()
+        except OSError:
+            pass   # somebody else holds it already: the same situation
+        with make_runner("dask", workers=1):
+            pass
+    assert not [w for w in recwarn if "8787" in str(w.message)]
+
+
 def test_an_unreachable_scheduler_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(parallel, "CONNECT_TIMEOUT_S", 2.0)
     address = f"tcp://127.0.0.1:{free_port()}"          # nobody listens there

@@ -402,7 +402,10 @@ class DaskRunner(Runner):
             with dask.config.set({"distributed.scheduler.allowed-failures": self.retries}):
                 self._cluster = distributed.LocalCluster(
                     n_workers=int(workers), threads_per_worker=1, processes=True, host="127.0.0.1",
-                    dashboard_address=None, silence_logs=logging.ERROR)
+                    dashboard_address=None, silence_logs=logging.ERROR,
+                    # no dashboard; the scheduler's HTTP routes (health, metrics) on a free port rather than
+                    # 8787, which a cluster of the user's own or one still closing may hold
+                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
             self._client = distributed.Client(self._cluster, set_as_default=False)
             self.address = self._cluster.scheduler_address
         else:
