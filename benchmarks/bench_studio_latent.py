@@ -154,7 +154,7 @@ def _measure(app, pane, changes: int, method: str) -> dict:
             "seconds": elapsed}
 
 
-def start_training(root: Path, rollouts: int):
+def start_training(root: Path, rollouts: int, device: str = "cpu"):
     """V's training stage on its own GeneratorWorker thread, running; returns (worker, batches seen)."""
     from wm_studio.core.backend import resolve_device
     from wm_studio.core.train.vae_stage import VaeSettings, train_vae
@@ -165,7 +165,7 @@ def start_training(root: Path, rollouts: int):
     worker = GeneratorWorker("vae training")
     seen = []
     worker.snapshots.connect(lambda batch: seen.extend(s.done for s in batch))
-    worker.load(lambda: train_vae(run, settings, resolve_device("cpu")))
+    worker.load(lambda: train_vae(run, settings, resolve_device(device)))
     worker.run()
     return worker, seen
 
@@ -177,10 +177,15 @@ def main(argv=None) -> int:
     parser.add_argument("--switch-interval", type=float, default=None,
                         help="sys.setswitchinterval for the run, in seconds (Python's default: 0.005)")
     parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--device", default="cpu", help="where V trains meanwhile: cpu, gpu or gpu:N (default cpu)")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help="decoding ways to measure, comma-separated (the pane's is always measured)")
     args = parser.parse_args(argv)
+    methods = ["pane"] + [m for m in args.methods.split(",") if m in METHODS and m != "pane"]
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)
 
+    from wm_studio.core.backend import resolve_device
     from wm_studio.gui.app import leave_a_core_for_the_window
     from wm_studio.gui.render import ensure_application
     from wm_studio.gui.panes.latent import LatentPane
@@ -200,22 +205,23 @@ def main(argv=None) -> int:
     for training in (False, True):
         worker = seen = None
         if training:
-            worker, seen = start_training(Path(scratch.name) / "train", rollouts=4)
+            worker, seen = start_training(Path(scratch.name) / "train", rollouts=4, device=args.device)
             while len(seen) < 2:                 # past the data set-up: batches are being trained
                 app.processEvents()
                 time.sleep(0.01)
             first_batch = seen[-1]
             clock = time.perf_counter()
-        for method in METHODS:
+        for method in methods:
             result = measure(app, pane, args.changes, method)
             result["training"] = training
+            result["training_device"] = resolve_device(args.device).name if training else None
             rows.append(result)
             print(f"  {'training' if training else 'idle':>8}  {method:<10}  p50 {result['p50_ms']:6.1f} ms  "
                   f"p95 {result['p95_ms']:6.1f} ms", flush=True)
         if training:
             batches = seen[-1] - first_batch
             rate = batches * TRAIN_BATCH / (time.perf_counter() - clock)
-            for row in rows[-len(METHODS):]:
+            for row in rows[-len(methods):]:
                 row["training_images_per_s"] = rate
             worker.shutdown()
     pane.shutdown()

@@ -55,8 +55,30 @@ def gpu_probe() -> tuple[int, str | None]:
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:
-        return 0, f"CuPy found no usable GPU: {exc}"
-    return count, (None if count else "CuPy found no GPU")
+        return 0, f"CuPy found no usable GPU: {_cuda_error_hint(exc)}"
+    if not count:
+        return 0, "CuPy found no GPU"
+    # CuPy can see a GPU while Chainer cannot use it (a CUDA library such as cuBLAS missing): say so here, in one
+    # line, rather than fail deep inside training.
+    from wm_studio.core import cupy_compat
+    cupy_compat.prepare_chainer_import()
+    from chainer.backends import cuda as chainer_cuda
+    if not chainer_cuda.available:
+        reason = getattr(chainer_cuda, "_resolution_error", None) or "unknown reason"
+        return 0, (f"CuPy sees {count} GPU(s) but Chainer cannot use CuPy: {reason} (install the CUDA "
+                   f"libraries, e.g. the nvidia-*-cu12 wheels, or put them on LD_LIBRARY_PATH)")
+    cupy_compat.apply()
+    return count, None
+
+
+def _cuda_error_hint(exc: Exception) -> str:
+    """CuPy's CUDA error, with what it usually means for the two that a machine without a GPU gives."""
+    text = str(exc)
+    if "cudaErrorInsufficientDriver" in text:
+        return f"{text} (no NVIDIA driver, or one older than CuPy's CUDA)"
+    if "cudaErrorNoDevice" in text:
+        return f"{text} (no NVIDIA GPU on this machine)"
+    return text
 
 
 def gpu_names() -> dict[int, str]:

@@ -216,6 +216,7 @@ def test_cupy_backend_falls_back_to_numpy_with_a_notice():
     np.testing.assert_array_equal(es.C, twin.C)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(gpu_probe()[0] == 0, reason="needs CuPy and a GPU")
 @pytest.mark.parametrize("engine", [CMAES, SepCMAES])
 def test_cupy_backend_follows_numpy(engine, tmp_path):
