@@ -5,6 +5,7 @@ Qt is imported only by the sub-commands that draw (gui, es-animate), so the rest
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from wm_studio import __version__
@@ -37,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command is None:  # plain `wm-studio` / `python main.py`: the studio
         args = parser.parse_args(["gui", *argv])
+    # The studio shows the log in its dock (and warnings on the terminal); a command prints warnings on stderr.
+    warnings = _TerminalHandler(logging.WARNING) if args.command != "gui" else None
+    if warnings is not None:
+        logging.getLogger("wm_studio").addHandler(warnings)
     try:
         return int(args.func(args) or 0)
     except WmStudioError as exc:
@@ -45,6 +50,23 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("wm-studio: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if warnings is not None:   # main() may run again in the same process (tests do)
+            logging.getLogger("wm_studio").removeHandler(warnings)
+
+
+class _TerminalHandler(logging.Handler):
+    """Warnings and errors of the stages (a lost worker process...) on stderr, each on a line of its own."""
+
+    def emit(self, record):
+        try:
+            stream = sys.stderr
+            clear = "\r\x1b[2K" if stream.isatty() else ""   # a progress bar's unfinished line
+            stream.write(f"{clear}wm-studio: {record.levelname.lower()}: {record.getMessage()}\n")
+            stream.flush()
+        except Exception:  # noqa: BLE001 - logging must never end a command
+            self.handleError(record)
+
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ def test_a_failed_bundle_keeps_the_old_one(tmp_path, capsys):
     run = make_run(tmp_path / "run", rollouts=1)
     make_bundle(run, tmp_path / "bundle", rollouts=1)
     run.model_path("mdn").write_bytes(b"not an npz")
-    assert main(["bundle", "--run", str(run.root), "--out", str(tmp_path / "bundle")]) != 0
+    assert main(["bundle", "--run", str(run.root), "--out", str(tmp_path / "bundle"), "--replace"]) != 0
     assert "corrupt" in capsys.readouterr().err
     assert inspect_run(tmp_path / "bundle").parts["mdn"].state == "ok"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "run"]
@@ -76,3 +76,22 @@ def test_a_bundle_counts_its_few_rollouts_as_all_it_collected(tmp_path):
     assert (collected.done, collected.total, collected.finished) == (1, 1, True)
     assert bundled_rollouts(run) is None
     assert stage_history(run, "collect").total == run.config["collect"]["rollouts"]
+
+
+def test_bundling_never_deletes_a_run_and_replaces_a_bundle_only_when_told(tmp_path, capsys):
+    run = make_run(tmp_path / "run", rollouts=1)
+    other = make_run(tmp_path / "other", parts=("vae",))
+    before = sorted(p.relative_to(other.root) for p in other.root.rglob("*"))
+    assert main(["bundle", "--run", str(run.root), "--out", str(other.root)]) == 2
+    assert "exists and is not a bundle" in capsys.readouterr().err
+    assert sorted(p.relative_to(other.root) for p in other.root.rglob("*")) == before
+    make_bundle(run, tmp_path / "bundle", rollouts=1)
+    made = (tmp_path / "bundle" / "BUNDLE.json").read_bytes()
+    assert main(["bundle", "--run", str(run.root), "--out", str(tmp_path / "bundle")]) == 2
+    assert "pass --replace" in capsys.readouterr().err
+    assert (tmp_path / "bundle" / "BUNDLE.json").read_bytes() == made
+    assert main(["bundle", "--run", str(run.root), "--out", str(tmp_path / "bundle" / "inner")]) == 2
+    assert "read-only" in capsys.readouterr().err and not (tmp_path / "bundle" / "inner").exists()
+    assert main(["bundle", "--run", str(run.root), "--out", str(tmp_path / "no" / "such")]) == 2
+    assert "does not exist" in capsys.readouterr().err and not (tmp_path / "no").exists()
+    assert main(["bundle", "--run", str(run.root), "--out", str(tmp_path / "bundle"), "--replace"]) == 0

@@ -94,3 +94,50 @@ def test_failed_encoding_keeps_the_old_file(tmp_path):
         write_animation(target, broken(), fps=5)
     assert target.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["anim.mp4"]
+
+
+# A thread doing BLAS work while the main thread exports MP4s 30 times. Starting ffmpeg with fork() (what a
+# preexec_fn forces) runs OpenBLAS's fork handler, which waits for good on the busy thread's BLAS threads.
+BLAS_BESIDE_EXPORT = """
+import faulthandler, sys, threading
+import numpy as np
+from wm_studio.core.export import write_animation
+
+faulthandler.dump_traceback_later({dump_after}, exit=True)   # a hang prints every thread's stack and ends
+stop = threading.Event()
+
+def products():
+    a = np.random.default_rng(0).standard_normal((600, 600))
+    while not stop.is_set():
+        a @ a.T
+
+thread = threading.Thread(target=products)
+thread.start()
+frames = [np.full((32, 32, 3), 8 * i, np.uint8) for i in range(4)]
+try:
+    for round in range(30):
+        write_animation(sys.argv[1], frames, fps=10)
+        print("round", round, flush=True)
+finally:
+    stop.set()
+    thread.join()
+print("joined", flush=True)
+"""
+
+
+def test_mp4_export_never_hangs_beside_a_blas_thread(tmp_path):
+    """With ffmpeg started by imageio-ffmpeg (fork) the export or the BLAS thread hung in every try; about 3 s
+    with vfork."""
+    import subprocess
+    import sys
+    limit = 90
+    code = BLAS_BESIDE_EXPORT.format(dump_after=limit - 15)
+    try:
+        result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "x.mp4")], capture_output=True,
+                                text=True, timeout=limit)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"MP4 export hung beside a BLAS thread: {exc.stdout!r}")
+    rounds = result.stdout.count("round")
+    assert result.returncode == 0 and "joined" in result.stdout, (
+        f"MP4 export beside a BLAS thread hung after {rounds} of 30 exports (stacks below):\n{result.stderr[-3000:]}")
+    assert len(read_animation(tmp_path / "x.mp4")) == 4

@@ -187,3 +187,61 @@ def test_a_context_holding_arrays_is_compared_by_value():
         assert dict(runner.run(total_plus, [1], ArrayContext(np.array([1.0, 2.0])))) == {0: 4.0}
         assert dict(runner.run(total_plus, [1], ArrayContext(np.array([1.0, 2.0])))) == {0: 4.0}
         assert dict(runner.run(total_plus, [1], ArrayContext(np.array([5.0, 2.0])))) == {0: 8.0}
+
+
+# Worker processes started 5 times while another thread does BLAS work. A fork start method (or a preexec_fn)
+# hangs here in OpenBLAS's fork handler: checked by making spawn_context return the fork context.
+START_BESIDE_BLAS = """
+import faulthandler, operator, sys, threading
+import numpy as np
+from wm_studio.core.parallel import make_runner, spawn_context
+
+assert spawn_context().get_start_method() == "spawn"
+faulthandler.dump_traceback_later({dump_after}, exit=True)   # a hang prints every thread's stack and ends
+stop = threading.Event()
+
+def products():
+    a = np.random.default_rng(0).standard_normal((600, 600))
+    while not stop.is_set():
+        a @ a.T
+
+thread = threading.Thread(target=products)
+thread.start()
+try:
+    for round in range(5):
+        with make_runner("processes", workers=2) as runner:
+            assert dict(runner.run(operator.is_not, [1, 2, 3])) == dict.fromkeys(range(3), True)
+        print("round", round, flush=True)
+finally:
+    stop.set()
+    thread.join()
+print("joined", flush=True)
+"""
+
+
+def test_workers_start_beside_a_blas_thread():
+    import subprocess
+    import sys
+    limit = 90
+    try:
+        result = subprocess.run([sys.executable, "-c", START_BESIDE_BLAS.format(dump_after=limit - 15)],
+                                capture_output=True, text=True, timeout=limit)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"starting workers beside a BLAS thread hung: {exc.stdout!r}")
+    assert result.returncode == 0 and "joined" in result.stdout, (
+        f"starting workers beside a BLAS thread hung after {result.stdout.count('round')} of 5 rounds:\n"
+        f"{result.stderr[-3000:]}")
+
+
+def test_a_lost_worker_is_told_once_with_its_task_and_where_it_runs_again(tmp_path, caplog):
+    marker = str(tmp_path / "died")
+    with caplog.at_level("WARNING", logger="wm_studio.core.parallel"):
+        with make_runner("processes", workers=2) as runner:
+            results = dict(runner.run(die_once, [(i, marker) for i in range(8)]))
+    assert results == {i: i * 10 for i in range(8)}
+    [loss] = runner.losses
+    assert (loss.task, loss.attempt) == (3, 1) and "exit code -9" in loss.reason
+    assert loss.rerun_on.startswith("worker process ")
+    [line] = [r.getMessage() for r in caplog.records if r.name == "wm_studio.core.parallel"]
+    assert line.startswith("task 3: its worker process died (process ") and "exit code -9" in line
+    assert f"running it again on {loss.rerun_on} (run 2 of at most 3)" in line

@@ -233,3 +233,20 @@ def test_with_no_run_open_the_pane_says_so_and_is_ready_for_a_screenshot(qtbot):
     finally:
         pane.shutdown()
         open_run.shutdown()
+
+
+def test_a_long_error_wraps_inside_the_figure(qtbot, studio):
+    from PyQt5.QtGui import QFontMetricsF
+    pane, _, run = studio
+    figure = pane.figure
+    width = figure.viewport().width()
+    message = (f"{run.model_path('controller')} is a controller for another V and M than this run's; train C "
+               f"again with `wm-studio train-controller --run {run.root}` ") * 3
+    pane.episode_worker.failed.emit(message)
+    qtbot.waitUntil(lambda: "train C again" in figure.title.text)
+    assert figure.viewport().width() == width                           # the centre column kept its width
+    qtbot.waitUntil(lambda: figure.ci.geometry().width() <= width)      # and the layout fits inside it
+    plot = figure.reward.mapRectToScene(figure.reward.boundingRect())
+    assert plot.right() <= width and figure.title.item.boundingRect().width() < width
+    assert figure.title.item.document().documentLayout().documentSize().height() > 2 * QFontMetricsF(
+        figure.title.item.font()).lineSpacing()                           # on several lines, all of it shown

@@ -72,6 +72,21 @@ def test_a_broken_model_file_is_reported_and_the_rest_still_loads(qtbot, opened,
     assert "M cannot be read" in run.missing("mdn") and "corrupt" in run.missing("mdn")
 
 
+def test_a_broken_model_file_is_logged_once_with_the_reason_the_command_line_gives(qtbot, opened, tmp_path,
+                                                                                 caplog, capsys):
+    from wm_studio.cli import main
+    folder = make_run(tmp_path / "run").root
+    (folder / "models" / "mdn.npz").write_bytes(b"garbage")
+    with caplog.at_level("INFO", logger="wm_studio"):
+        open_and_wait(qtbot, opened(), folder)
+    reason = (f"{folder}/models/mdn.npz is corrupt: it is not an npz file (no zip archive). Delete it and run "
+              f"`wm-studio train-mdn --run {folder}`")
+    [logged] = [record.getMessage() for record in caplog.records if "mdn.npz" in record.getMessage()]
+    assert reason in logged
+    assert main(["dream", "--run", str(folder), "--out", str(tmp_path / "dream.gif")]) == 2
+    assert reason in capsys.readouterr().err
+
+
 def test_a_folder_that_is_no_run_is_refused_at_once(qtbot, opened, tmp_path):
     run = opened()
     (tmp_path / "holiday").mkdir()

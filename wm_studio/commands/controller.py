@@ -21,6 +21,8 @@ def runner_backend(args) -> str:
     from wm_studio.core.errors import ConfigError
     if args.cluster and args.backend not in (None, "dask"):
         raise ConfigError(f"--cluster needs the dask backend, not --backend {args.backend}")
+    if args.workers is not None and args.workers < 1:     # before the run's config.json records anything
+        raise ConfigError(f"--workers must be at least 1, not {args.workers}")
     return "dask" if args.cluster else args.backend or "processes"
 
 

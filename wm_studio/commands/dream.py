@@ -31,10 +31,11 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from wm_studio.core.errors import CheckpointError, ConfigError
     from wm_studio.core.export import write_animation
-    from wm_studio.core.runs import Run
+    from wm_studio.core.runs import Run, output_file
 
     if args.steps < 1 or args.size < 1:
         raise ConfigError("--steps and --size must be at least 1")
+    output_file(args.out)
     run_folder = Run.open(args.run)
     for stage, command in (("vae", "train-vae"), ("mdn", "train-mdn")):
         if not run_folder.model_path(stage).is_file():

@@ -58,12 +58,14 @@ def run(args) -> int:
 def animate_to_file(settings, generations: int, out, fps: float, size: tuple[int, int]) -> Path:
     """Render and write the animation with a progress bar on stderr; print where it went."""
     from wm_studio.core.progress import ProgressBar
+    from wm_studio.core.runs import output_file
     from wm_studio.gui.render import animate
 
     if generations < 1:
         raise ConfigError(f"--generations must be at least 1, not {generations}")
     if Path(out).suffix.lower() not in (".gif", ".mp4"):
         raise ConfigError(f"cannot write an animation to {out}: use a .gif or .mp4 file name")
+    output_file(out)                   # before minutes of rendering
     settings.problem()
     settings.start()
     bar = ProgressBar("es-animate", interval=5.0)

@@ -42,6 +42,9 @@ def has_display() -> bool:
 
 
 def run(args) -> int:
+    if args.screenshot is not None:
+        from wm_studio.core.runs import output_file
+        output_file(args.screenshot, "--screenshot")
     if not has_display():
         if args.screenshot is None:
             return export_instead(args)

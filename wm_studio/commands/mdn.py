@@ -30,9 +30,10 @@ def run(args) -> int:
     latent_files_of(Run(args.run))      # before Run.prepare, so that a wrong --run leaves no empty folder behind
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "seq_len": args.seq_len, "lr": args.lr,
                  "seed": args.seed}
-    run_folder = Run.prepare(args.run, None, args.preset, overrides={"mdn": overrides})
-    settings = MdnSettings.from_config(run_folder.config)
     device = resolve_device(args.device)
+    run_folder = Run.prepare(args.run, None, args.preset, overrides={"mdn": overrides},
+                             checks=(MdnSettings.from_config,))
+    settings = MdnSettings.from_config(run_folder.config)
     if device.notice:
         print(f"wm-studio: {device.notice}", file=sys.stderr)
     last = drive(train_mdn(run_folder, settings, device), "M")

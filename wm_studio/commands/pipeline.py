@@ -49,8 +49,11 @@ def register_bundle(subparsers) -> None:
                     "metrics into OUT, leaving checkpoints and the rest of the data behind. This is how "
                     "resources/default_model, the model the studio opens on first launch, is made.")
     parser.add_argument("--run", required=True, help="a finished run folder")
-    parser.add_argument("--out", required=True, help="the folder to write (replaced if it exists)")
+    parser.add_argument("--out", required=True, help="the folder to write: a new one, or an older bundle with "
+                                                     "--replace")
     parser.add_argument("--rollouts", type=int, default=6, help="rollouts (and latents) to keep (default 6)")
+    parser.add_argument("--replace", action="store_true",
+                        help="replace --out when it is an older bundle (bundles are read-only otherwise)")
     parser.set_defaults(func=bundle)
 
 
@@ -58,5 +61,5 @@ def bundle(args) -> int:
     from wm_studio.core.bundle import make_bundle
     from wm_studio.core.runs import Run
 
-    print(make_bundle(Run.open(args.run), args.out, args.rollouts).summary())
+    print(make_bundle(Run.open(args.run), args.out, args.rollouts, args.replace).summary())
     return 0

@@ -30,9 +30,10 @@ def run(args) -> int:
 
     rollout_files_of(Run(args.run))     # before Run.prepare, so that a wrong --run leaves no empty folder behind
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed}
-    run_folder = Run.prepare(args.run, None, args.preset, overrides={"vae": overrides})
-    settings = VaeSettings.from_config(run_folder.config)
     device = resolve_device(args.device)
+    run_folder = Run.prepare(args.run, None, args.preset, overrides={"vae": overrides},
+                             checks=(VaeSettings.from_config,))
+    settings = VaeSettings.from_config(run_folder.config)
     if device.notice:
         print(f"wm-studio: {device.notice}", file=sys.stderr)
     print(f"V: training on {device.describe()}", file=sys.stderr)

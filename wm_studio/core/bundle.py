@@ -22,11 +22,10 @@ from wm_studio.core.backend import resolve_device
 from wm_studio.core.data.dataset import rollout_files
 from wm_studio.core.errors import ConfigError, WmStudioError
 from wm_studio.core.files import load_json, load_npz, save_json, save_npz
-from wm_studio.core.runs import Run
+from wm_studio.core.runs import BUNDLE_FILE, Run, output_file, read_only_folder
 from wm_studio.core.run_contents import MODEL_PARTS
 from wm_studio.core.train.encode import encode_rollouts
 
-BUNDLE_FILE = "BUNDLE.json"
 RECORD_DIR = "history"      # BUNDLE/history/<stage>.npz: the stage's newest checkpoint without its weights
 TRAINING_STATE = ("model/", "optimizer/")
 
@@ -52,15 +51,26 @@ def bundled_rollouts(run: Run) -> int | None:
         return None
 
 
-def make_bundle(run: Run, out, rollouts: int = 6) -> BundleReport:
-    """Copy `run` compactly into the folder `out` (replaced if it exists); see the module docstring."""
+def make_bundle(run: Run, out, rollouts: int = 6, replace: bool = False) -> BundleReport:
+    """Copy `run` compactly into the folder `out`; see the module docstring. An existing `out` is replaced only
+    when it is a bundle and `replace` is set: bundles are read-only, and a run folder is never deleted."""
     if rollouts < 1:
         raise ConfigError(f"a bundle needs at least one rollout, not {rollouts}")
+    out = Path(out)
+    if out.exists():
+        if read_only_folder(out) != out.resolve():
+            raise ConfigError(f"--out {out} exists and is not a bundle: choose a new folder (bundling replaces "
+                              f"only an older bundle)")
+        if not replace:
+            raise ConfigError(f"--out {out} is a bundle already, and bundles are read-only: pass --replace to "
+                              f"replace it")
+        output_file(out.parent / f".{out.name}.tmp")      # its folder must be no bundle itself
+    else:
+        output_file(out)
     missing = [stage for stage in MODEL_PARTS if not run.model_path(stage).is_file()]
     if missing:
         raise ConfigError(f"{run.root} has no trained {', '.join(missing)} yet: finish the run first "
                           f"(`wm-studio pipeline --run {run.root}`)")
-    out = Path(out)
     staging = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(staging, ignore_errors=True)
     try:

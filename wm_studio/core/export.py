@@ -1,21 +1,26 @@
 """Animations and pictures from numpy frames: GIF (Pillow), MP4 (imageio-ffmpeg's bundled ffmpeg), PNG.
 
 Frames are HxWx3 uint8 RGB arrays. Every file is written to a temporary sibling and renamed over the target, so
-an interrupted export leaves either the old file or the new one. The Evolution pane, `wm-studio es-animate` and the
-later panes (latent walks, dreams, controller episodes) all export through this module.
+an interrupted export leaves either the old file or the new one. The target's folder must exist (no folders are
+made) and must not lie in a bundle, which is read-only (`runs.output_file`). The Evolution pane, `wm-studio
+es-animate` and the later panes (latent walks, dreams, controller episodes) all export through this module.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import subprocess
 import tempfile
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 
-from wm_studio.core.errors import ConfigError, MissingDependencyError
+from wm_studio.core.errors import ConfigError, MissingDependencyError, WmStudioError
 from wm_studio.core.files import atomic_write
+from wm_studio.core.runs import output_file
 
 ANIMATION_FORMATS = (".gif", ".mp4")
 _UMASK = os.umask(0)  # read once, at import (os.umask can only be read by setting it)
@@ -39,6 +44,7 @@ def write_animation(path, frames: Iterable[np.ndarray], fps: float = 10.0, size:
         raise ConfigError(f"cannot write an animation to {path.name}: use a .gif or .mp4 file name")
     if not fps > 0:
         raise ConfigError(f"the frame rate must be positive, not {fps}")
+    output_file(path, "")
     total = len(frames) if hasattr(frames, "__len__") else None
     sized = _same_size(frames, size)
     if suffix == ".gif":
@@ -49,6 +55,7 @@ def write_animation(path, frames: Iterable[np.ndarray], fps: float = 10.0, size:
 def write_png(path, frame: np.ndarray) -> Path:
     """Write one HxWx3 (or HxWx4) uint8 frame as a PNG, atomically."""
     from PIL import Image
+    output_file(path, "")
     image = Image.fromarray(_check_frame(frame, allow_alpha=True))
     return atomic_write(path, lambda f: image.save(f, format="PNG"))
 
@@ -68,10 +75,7 @@ def read_animation(path) -> list[np.ndarray]:
         with Image.open(path) as image:
             return [np.asarray(frame.convert("RGB")) for frame in ImageSequence.Iterator(image)]
     if suffix == ".mp4":
-        reader = _ffmpeg().read_frames(str(path))
-        meta = next(reader)
-        width, height = meta["size"]
-        return [np.frombuffer(raw, np.uint8).reshape(height, width, 3).copy() for raw in reader]
+        return _read_mp4(path)
     raise ConfigError(f"cannot read an animation from {path.name}: use a .gif or .mp4 file")
 
 
@@ -118,38 +122,109 @@ def _write_gif(path: Path, frames: Iterable[np.ndarray], fps: float, total: int 
 
 def _write_mp4(path: Path, frames: Iterable[np.ndarray], fps: float, total: int | None,
                progress: Progress | None) -> Path:
-    ffmpeg = _ffmpeg()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    exe = _ffmpeg_exe()
     # ffmpeg wants a file name with the right extension, so the temporary file is a named .mp4 beside the target.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".mp4")
     os.close(fd)
-    writer = None
+    encoder = None
     count = 0
     try:
         for frame in frames:
             frame = _even(frame)
-            if writer is None:
-                writer = ffmpeg.write_frames(tmp, (frame.shape[1], frame.shape[0]), fps=fps, codec="libx264",
-                                             pix_fmt_out="yuv420p", quality=8, macro_block_size=1,
-                                             output_params=["-movflags", "+faststart"])
-                writer.send(None)
-            writer.send(frame.tobytes())
+            if encoder is None:
+                rate = str(Fraction(fps).limit_denominator())
+                encoder = _start_ffmpeg([exe, "-y", "-v", "error", "-f", "rawvideo", "-vcodec", "rawvideo",
+                                         "-s", f"{frame.shape[1]}x{frame.shape[0]}", "-pix_fmt", "rgb24",
+                                         "-r", rate, "-i", "-", "-an", "-vcodec", "libx264", "-pix_fmt", "yuv420p",
+                                         "-crf", "10", "-movflags", "+faststart", tmp], stdin=subprocess.PIPE)
+            try:
+                encoder.stdin.write(frame.tobytes())
+            except (BrokenPipeError, OSError):
+                raise _ffmpeg_failed(encoder, f"writing {path.name}") from None
             count += 1
             if progress:
                 progress(count, total)
-        if writer is None:
+        if encoder is None:
             raise ConfigError("there are no frames to write")
-        writer.close()
-        writer = None
+        encoder.stdin.close()
+        if encoder.wait() != 0:
+            raise _ffmpeg_failed(encoder, f"writing {path.name}")
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; a video should read like any other file
         os.replace(tmp, path)
     finally:
-        if writer is not None:
-            with contextlib.suppress(Exception):
-                writer.close()
+        if encoder is not None:
+            _end(encoder)
+            encoder.errors.close()
         with contextlib.suppress(OSError):
             os.unlink(tmp)
     return path
+
+
+def _read_mp4(path: Path) -> list[np.ndarray]:
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist")
+    decoder = _start_ffmpeg([_ffmpeg_exe(), "-nostdin", "-hide_banner", "-i", str(path), "-f", "image2pipe",
+                             "-pix_fmt", "rgb24", "-vcodec", "rawvideo", "-"], stdout=subprocess.PIPE)
+    try:
+        raw = decoder.stdout.read()
+        if decoder.wait() != 0:
+            raise _ffmpeg_failed(decoder, f"reading {path.name}")
+        # The size is in ffmpeg's description of its output stream, the last "Video: ..., WxH" line it prints.
+        sizes = re.findall(r"Video: .*?, (\d+)x(\d+)[ ,\[]", _stderr_text(decoder))
+        if not sizes:
+            raise ConfigError(f"ffmpeg did not say the frame size of {path.name}")
+        width, height = (int(v) for v in sizes[-1])
+    finally:
+        _end(decoder)
+        decoder.errors.close()
+    frames = np.frombuffer(raw, np.uint8)
+    return [frame.copy() for frame in frames.reshape(-1, height, width, 3)]
+
+
+def _start_ffmpeg(command: list[str], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL) -> subprocess.Popen:
+    """Start ffmpeg so that no fork handler runs in this process.
+
+    imageio-ffmpeg's own read_frames/write_frames pass preexec_fn=os.setpgrp, and any preexec_fn makes
+    subprocess use fork(). fork() runs OpenBLAS's atfork handler, which waits for OpenBLAS's threads; while
+    another thread of this process (V training in the studio) is inside a matrix product that wait never ends,
+    and the export hangs for good. Without preexec_fn CPython starts the child with vfork(), which runs no fork
+    handlers; process_group=0 does what setpgrp was there for (Ctrl-C in the terminal does not reach ffmpeg)
+    and still allows vfork (only preexec_fn and user or group changes rule it out).
+    """
+    errors = tempfile.TemporaryFile()    # a file, not a pipe: a chatty ffmpeg can never block on a full pipe
+    try:
+        process = subprocess.Popen(command, stdin=stdin, stdout=stdout, stderr=errors, process_group=0)
+    except BaseException:
+        errors.close()
+        raise
+    process.errors = errors
+    return process
+
+
+def _stderr_text(process: subprocess.Popen) -> str:
+    process.errors.seek(0)
+    return process.errors.read().decode("utf-8", "replace")
+
+
+def _ffmpeg_failed(process: subprocess.Popen, doing: str) -> WmStudioError:
+    _end(process, grace_s=10.0)
+    lines = [line for line in _stderr_text(process).splitlines() if line.strip()]
+    return WmStudioError(f"ffmpeg failed {doing} (exit code {process.returncode}): "
+                         f"{' / '.join(lines[-3:]) or 'no message'}")
+
+
+def _end(process: subprocess.Popen, grace_s: float = 0.0) -> None:
+    """Make sure ffmpeg has exited (killed unless it ends within grace_s of its input's end) and its pipes are
+    closed; its log stays readable."""
+    for stream in (process.stdin, process.stdout):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _even(frame: np.ndarray) -> np.ndarray:
@@ -160,9 +235,13 @@ def _even(frame: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(frame)
 
 
-def _ffmpeg():
+def _ffmpeg_exe() -> str:
+    """The ffmpeg that imageio-ffmpeg carries (or the one its IMAGEIO_FFMPEG_EXE names)."""
     try:
         import imageio_ffmpeg
     except ImportError:
         raise MissingDependencyError("MP4 needs imageio-ffmpeg: pip install imageio-ffmpeg") from None
-    return imageio_ffmpeg
+    try:
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError as exc:
+        raise MissingDependencyError(f"MP4 needs ffmpeg: {exc}") from None

@@ -62,8 +62,8 @@ def load_npz(path, required: tuple[str, ...] = ()) -> tuple[dict[str, np.ndarray
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as exc:
-        raise CheckpointError(f"{path} is corrupt or not an npz file: {exc}") from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError):
+        raise unreadable_npz(path) from None
     meta = {}
     if META_KEY in arrays:
         try:
@@ -75,6 +75,33 @@ def load_npz(path, required: tuple[str, ...] = ()) -> tuple[dict[str, np.ndarray
         raise CheckpointError(f"{path} lacks {', '.join(missing)}: it was not written by this version of "
                               f"wm_studio or for this purpose")
     return arrays, meta
+
+
+def unreadable_npz(path) -> CheckpointError:
+    """The error for an npz file that cannot be read, whichever reader failed: the reason comes from the file
+    itself (numpy's reader says "pickled data" where zipfile says "not a zip file" for the same file), followed
+    by how to make the file again."""
+    from wm_studio.core.runs import how_to_rebuild   # runs imports this module
+    hint = how_to_rebuild(path)
+    return CheckpointError(f"{path} is corrupt: {_why_unreadable(Path(path))}" + (f". {hint}" if hint else ""))
+
+
+def _why_unreadable(path: Path) -> str:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as exc:
+        return f"it cannot be opened ({exc.strerror})"
+    if not head:
+        return "it is empty"
+    if head not in (b"PK\x03\x04", b"PK\x05\x06"):
+        return "it is not an npz file (no zip archive)"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        return f"its zip archive is damaged ({exc})"
+    return f"its part {damaged} is damaged" if damaged else "its arrays cannot be read as numpy arrays"
 
 
 def check_shapes(path, arrays: Mapping[str, np.ndarray], expected: Mapping[str, tuple]) -> None:

@@ -17,6 +17,8 @@ driver knows which task each worker holds:
 - a worker that dies (crash, out of memory, os.kill) is replaced and its task run again;
 - a task that runs past `task_timeout` seconds has its worker killed and replaced, and is run again;
 - after `retries` such re-runs of one task, a TaskError says which task and why.
+Every lost worker is logged (WARNING, logger wm_studio.core.parallel: which task, why, and the worker process
+that runs it again) and kept in `runner.losses`, which the stages count into their metrics ("lost_workers").
 An exception raised by a task is not retried: it ends the run at once as a TaskError carrying the worker's
 traceback text (a WmStudioError raised in a worker comes back as itself, message intact).
 
@@ -37,6 +39,7 @@ thread (Dask's pre-spawn environment); start `dask worker` without --no-nanny, o
 """
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -48,6 +51,7 @@ import time
 import traceback
 import uuid
 from collections import deque
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
 from wm_studio.core.errors import ConfigError, MissingDependencyError, WmStudioError
@@ -61,6 +65,27 @@ CONNECT_TIMEOUT_S = 10.0
 RESTART_TIMEOUT_S = 60.0
 DASK_INSTALL_HINT = 'the dask backend needs the cluster extra: pip install -e ".[cluster]"'
 _environ_lock = threading.Lock()
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Loss:
+    """A worker lost with a task in hand: the task (index in its run), why, and where the task ran again."""
+    task: int
+    reason: str                     # "its worker process 123 died (exit code -9)", "... ran past the timeout"
+    attempt: int                    # the task's runs so far, this lost one included
+    rerun_on: str | None = None     # "worker process 456", "another Dask worker"; None: not run again
+
+
+def spawn_context():
+    """The multiprocessing context for every child of the studio and the CLI: spawn, never fork.
+
+    A fork() (the "fork" or "forkserver" start methods, or subprocess with a preexec_fn) runs OpenBLAS's fork
+    handler, which waits for good when another thread of this process is inside a matrix product (V training on
+    the studio's thread). Spawn starts the child through _posixsubprocess with vfork(), which runs no fork
+    handlers; ffmpeg is started the same way (wm_studio.core.export._start_ffmpeg).
+    """
+    return multiprocessing.get_context("spawn")
 
 
 def start_single_threaded(process) -> None:
@@ -103,6 +128,7 @@ def make_runner(backend: str = "processes", workers: int | None = None, task_tim
 
 class Runner:
     workers = 1
+    losses: "list[Loss] | tuple" = ()   # workers lost with a task in hand, over the runner's life
 
     def run(self, function: Callable[[Any, Any], Any], tasks: Iterable[Any],
             context: Any = None) -> Iterator[tuple[int, Any]]:
@@ -250,10 +276,12 @@ class ProcessRunner(Runner):
         self.workers = int(workers)
         self.task_timeout = task_timeout
         self.retries = int(retries)
-        self._mp = multiprocessing.get_context("spawn")
+        self._mp = spawn_context()
         self._pool: list[_Worker] = []
         self._closed = False
         self.restarts = 0  # workers replaced after a death or a timeout, over the runner's life
+        self.losses: list[Loss] = []
+        self._to_rerun: dict[int, Loss] = {}    # task -> its loss, until a worker takes the task again
 
     def run(self, function, tasks, context=None):
         if self._closed:
@@ -281,11 +309,17 @@ class ProcessRunner(Runner):
                         raise _task_failed(index, exc, remote)
                     else:  # the worker died or hung: replace it, run its task again
                         failures[index] += 1
-                        if failures[index] > self.retries:
+                        loss = Loss(index, payload, failures[index])
+                        self.losses.append(loss)
+                        if failures[index] > self.retries:    # the error says it: no log line of its own
                             raise TaskError(f"task {index} failed {failures[index]} times: {payload}; "
                                             "giving up")
+                        self._to_rerun[index] = loss
                         waiting.appendleft(index)
         finally:
+            for loss in self._to_rerun.values():
+                log.warning("task %d: %s; not run again: the run ended", loss.task, loss.reason)
+            self._to_rerun.clear()
             for worker in [w for w in self._pool if w.task is not None]:
                 self._discard(worker)
 
@@ -303,10 +337,16 @@ class ProcessRunner(Runner):
             except (OSError, ValueError):  # it died while idle: its pipe is broken; nothing was lost
                 waiting.appendleft(index)
                 self._discard(idle)
+                continue
             except (pickle.PicklingError, AttributeError, TypeError) as exc:  # nothing was sent
                 idle.task = None
                 raise TaskError(f"task {index} can not be sent to a worker process ({exc}): the function must "
                                 f"be defined at module level, the task and the context picklable") from None
+            loss = self._to_rerun.pop(index, None)
+            if loss is not None:
+                loss.rerun_on = f"worker process {idle.process.pid}"
+                log.warning("task %d: %s; running it again on %s (run %d of at most %d)", index, loss.reason,
+                            loss.rerun_on, loss.attempt + 1, self.retries + 1)
 
     def _poll(self, worker: _Worker, ready) -> tuple[str, int, Any] | None:
         """What happened to a busy worker: ("done"|"error"|"lost", task, payload), or None (still at work)."""
@@ -325,14 +365,15 @@ class ProcessRunner(Runner):
                 payload = message[2] if message[0] == "done" else (message[2], message[3])
                 return message[0], index, payload
         if not worker.process.is_alive():
-            code = worker.process.exitcode
+            code, pid = worker.process.exitcode, worker.process.pid
             self._discard(worker)
             self.restarts += 1
-            return "lost", index, f"its worker process died (exit code {code})"
+            return "lost", index, f"its worker process died (process {pid}, exit code {code})"
         if time.monotonic() > worker.deadline:
+            pid = worker.process.pid
             self._discard(worker)
             self.restarts += 1
-            return "lost", index, f"it ran longer than the {self.task_timeout:g} s timeout"
+            return "lost", index, f"it ran longer than the {self.task_timeout:g} s timeout (process {pid}, killed)"
         return None
 
     def _discard(self, worker: _Worker) -> None:
@@ -396,8 +437,14 @@ class DaskRunner(Runner):
         self._closed = False
         self.restarts = 0                # hung workers restarted over the runner's life
         self._warm: set[str] = set()     # workers that have finished one of our tasks (their state is loaded)
+        self.losses: list[Loss] = []
+        self._holding: dict[str, list[str]] = {}     # worker address -> our keys it held at the last look
         if cluster is None:
             import logging
+            # The nannies live in this process and start (and restart) their workers from it, whatever thread
+            # runs BLAS meanwhile: only spawn starts them without fork() (see _spawn_context). Set for good, not
+            # for the block, because a restart reads it later.
+            dask.config.set({"distributed.worker.multiprocessing-method": "spawn"})
             # The scheduler lives in this process: its allowed-failures is how often a task may kill a worker.
             with dask.config.set({"distributed.scheduler.allowed-failures": self.retries}):
                 self._cluster = distributed.LocalCluster(
@@ -469,13 +516,16 @@ class DaskRunner(Runner):
                     yield attempt.index, result
                 if attempts and time.monotonic() - last_check >= POLL_S:
                     last_check = time.monotonic()
-                    hung = [attempts.pop(key) for key in self._hung(watch, attempts)]
-                    for attempt in hung:
+                    stuck = self._hung(watch, attempts)
+                    hung = [attempts.pop(key) for key, _ in stuck]
+                    for attempt, (_, address) in zip(hung, stuck):
                         attempt.future.cancel()
                         failures[attempt.index] += 1
                         if failures[attempt.index] > self.retries:
                             raise TaskError(f"task {attempt.index} ran longer than the {self.task_timeout:g} s "
                                             f"timeout {failures[attempt.index]} times; giving up")
+                        self._lost(attempt.index, f"it ran longer than the {self.task_timeout:g} s timeout on "
+                                                  f"Dask worker {address} (restarted)", failures[attempt.index])
                     if hung:
                         send([attempt.index for attempt in hung])
         finally:
@@ -498,10 +548,24 @@ class DaskRunner(Runner):
         remote = "".join(traceback.format_tb(future.traceback())) if future.traceback() else ""
         raise _task_failed(attempt.index, exc, remote)
 
-    def _hung(self, watch: "_HangWatch", attempts: dict[str, _Attempt]) -> list[str]:
-        """Keys of our tasks on workers that have made no progress for too long; restart those workers."""
+    def _lost(self, index: int, reason: str, runs: int) -> None:
+        loss = Loss(index, reason, runs, "another Dask worker")
+        self.losses.append(loss)
+        log.warning("task %d: %s; running it again on %s", index, reason, loss.rerun_on)
+
+    def _hung(self, watch: "_HangWatch", attempts: dict[str, _Attempt]) -> list[tuple[str, str]]:
+        """(key, worker address) of our tasks on workers that have made no progress for too long; restart those
+        workers. Also tells of workers that vanished with our tasks (Dask runs those again by itself)."""
         processing = {address: [key for key in keys if key in attempts]
                       for address, keys in self._client.processing().items()}
+        for address, keys in self._holding.items():
+            if address not in processing:
+                for key in keys:
+                    if key in attempts:
+                        index = attempts[key].index
+                        self._lost(index, f"its Dask worker {address} was lost",
+                                   1 + sum(loss.task == index for loss in self.losses))
+        self._holding = processing
         if not processing and not self._worker_addresses():
             if watch.idle_for() > LOAD_ALLOWANCE_S:
                 raise TaskError(f"the Dask cluster at {self.address} has had no workers for "
@@ -509,7 +573,7 @@ class DaskRunner(Runner):
             return []
         watch.saw_workers()
         stuck = watch.stuck(processing, self._warm)
-        keys = [key for address in stuck for key in processing[address]]
+        keys = [(key, address) for address in stuck for key in processing[address]]
         if stuck:
             try:
                 self._client.restart_workers(stuck, timeout=RESTART_TIMEOUT_S, raise_for_error=False)

@@ -24,10 +24,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from wm_studio.core.errors import CheckpointError, ConfigError
-from wm_studio.core.files import META_KEY, load_json, load_npz
-
-# Where a checkout keeps the model the studio opens on first launch (resources/ beside the package).
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "resources" / "default_model"
+from wm_studio.core.files import META_KEY, load_json, load_npz, unreadable_npz
+from wm_studio.core.runs import DEFAULT_MODEL
 
 MODEL_PARTS = ("vae", "mdn", "controller")
 DATA_PARTS = ("rollouts", "latents")
@@ -171,8 +169,8 @@ def _read_meta(path: Path) -> dict[str, Any]:
         meta = json.loads(text)
     except KeyError:
         raise CheckpointError(f"{path} has no metadata: it was not written by wm_studio") from None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise CheckpointError(f"{path} is corrupt or not an npz file: {exc}") from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        raise unreadable_npz(path) from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path} has unreadable metadata")
     return meta

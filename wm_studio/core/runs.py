@@ -17,7 +17,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -27,6 +27,73 @@ from wm_studio.core.files import load_json, load_npz, save_json, save_npz
 CHECKPOINT_FORMAT = 1
 STAGES = ("collect", "vae", "mdn", "controller")
 _CKPT_NAME = re.compile(r"ckpt-(\d{9})\.npz$")
+# The model the studio opens on first launch (resources/ beside the package), and the file that marks any folder
+# `wm-studio bundle` made. Bundles are read-only: float16 weights without checkpoints can not be trained further,
+# and the shipped one's records (metrics/evaluation.json...) are what the README quotes.
+DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "resources" / "default_model"
+BUNDLE_FILE = "BUNDLE.json"
+
+
+def read_only_folder(path) -> Path | None:
+    """The bundle (read-only run folder) that is `path` or holds it, else None."""
+    path = Path(path).expanduser().resolve()
+    default = DEFAULT_MODEL.resolve()
+    for folder in (path, *path.parents):
+        if folder == default or (folder / BUNDLE_FILE).is_file():
+            return folder
+    return None
+
+
+def refuse_read_only(path, doing: str) -> None:
+    """ConfigError when `path` is, or lies inside, a bundle: `doing` would change it."""
+    folder = read_only_folder(path)
+    if folder is not None:
+        raise ConfigError(f"{doing} would change {_bundle_name(folder)}, which is read-only: make a run of your "
+                          f"own (`wm-studio collect --run NEW_FOLDER`, or New run… in the studio's Training pane)")
+
+
+def output_file(path, option: str = "--out") -> Path:
+    """A file the user named for a result: its folder must exist (a typo never makes a tree of folders) and
+    must not be a bundle. ConfigError otherwise; `option` names the file in the message ("" for none)."""
+    path = Path(path).expanduser()
+    named = f"{option} {path}".strip()
+    if not path.parent.is_dir():
+        raise ConfigError(f"{named}: the folder {path.parent} does not exist; create it first or choose another "
+                          f"file")
+    bundle = read_only_folder(path)
+    if bundle is not None:
+        raise ConfigError(f"{named} lies in {_bundle_name(bundle)}, which is read-only: choose a file elsewhere")
+    return path
+
+
+def how_to_rebuild(path) -> str:
+    """How a damaged file of a run folder is made again (a sentence), or '' for a file of no known place."""
+    path = Path(path).absolute()
+    bundle = read_only_folder(path)
+    if bundle == DEFAULT_MODEL.resolve():
+        return f"Restore the bundled model (`git checkout -- {DEFAULT_MODEL.name}` in {DEFAULT_MODEL.parent}) or " \
+               f"reinstall wm_studio"
+    if bundle is not None:
+        return f"Make the bundle again: `wm-studio bundle --run SOURCE_RUN --out {bundle} --replace`"
+    folder, name = path.parent, path.stem
+    if folder.name == "models" and name in ("vae", "mdn"):
+        command = "train-vae" if name == "vae" else "train-mdn"
+        return (f"Delete it and run `wm-studio {command} --run {folder.parent}`: it is written again from the "
+                f"newest checkpoint (or trained again)")
+    if folder.name == "models" and name == "controller":
+        return (f"Delete it and {folder.parent / 'checkpoints' / 'controller'}, then train C again: `wm-studio "
+                f"train-controller --run {folder.parent}`")
+    if folder.parent.name == "checkpoints" and folder.name in STAGES:
+        return "Delete it: the stage resumes from the checkpoint before it"
+    if folder.parent.name == "data" and folder.name == "rollouts":
+        return f"Delete it and run `wm-studio collect --run {folder.parent.parent}`: that rollout is played again"
+    if folder.parent.name == "data" and folder.name == "latents":
+        return f"Delete it and run `wm-studio train-vae --run {folder.parent.parent}`: that rollout is encoded again"
+    return ""
+
+
+def _bundle_name(folder: Path) -> str:
+    return "the bundled default model" if folder == DEFAULT_MODEL.resolve() else f"the bundle {folder}"
 
 
 class Run:
@@ -38,6 +105,7 @@ class Run:
     def create(cls, root, config: Mapping[str, Any]) -> "Run":
         """Create the run folder with its config, or open an existing one whose config agrees."""
         run = cls(root)
+        refuse_read_only(run.root, f"recording settings in {run.config_path}")
         if run.config_path.exists():
             existing = run.config
             clashes = {k: (existing[k], v) for k, v in config.items() if k in existing and existing[k] != v}
@@ -55,14 +123,18 @@ class Run:
 
     @classmethod
     def prepare(cls, root, env: str | None = None, preset_name: str | None = None,
-                overrides: Mapping[str, Mapping[str, Any]] | None = None) -> "Run":
+                overrides: Mapping[str, Mapping[str, Any]] | None = None,
+                checks: tuple[Callable[[dict], Any], ...] = ()) -> "Run":
         """What every stage command does first: open the run (or create it from a preset) and record overrides.
 
         An existing run keeps its own settings; only the values given in `overrides` ({stage: {key: value}},
         None values ignored) change, and they are written to config.json so that a resume uses them too.
+        Each of `checks` (a stage's settings parser) sees the merged settings first: a bad value raises before
+        anything is written, so it never reaches config.json.
         """
         from wm_studio.core.presets import preset
         run = cls(root)
+        refuse_read_only(run.root, f"recording settings in {run.config_path}")
         if run.config_path.exists():
             config = run.config
             for key, asked in (("env", env), ("preset", preset_name)):
@@ -75,6 +147,8 @@ class Run:
             section = dict(config.get(stage, {}))
             section.update({k: v for k, v in values.items() if v is not None})
             config[stage] = section
+        for validate in checks:
+            validate(config)
         run.root.mkdir(parents=True, exist_ok=True)
         save_json(run.config_path, config)
         return run
@@ -97,7 +171,13 @@ class Run:
             raise CheckpointError(f"{self.config_path} does not hold a settings object")
         return config
 
+    @property
+    def read_only(self) -> bool:
+        """A bundle: nothing in it is ever written (its stages, config and metrics refuse)."""
+        return read_only_folder(self.root) is not None
+
     def update_config(self, **changes: Any) -> None:
+        refuse_read_only(self.root, f"changing {self.config_path}")
         save_json(self.config_path, {**self.config, **changes})
 
     # ---- layout ------------------------------------------------------------------------------------------
@@ -126,6 +206,7 @@ class Run:
     def save_checkpoint(self, stage: str, step: int, arrays: Mapping[str, Any],
                         meta: Mapping[str, Any] | None = None, keep: int = 3) -> Path:
         """Write checkpoints/<stage>/ckpt-<step>.npz atomically and keep only the newest `keep`."""
+        refuse_read_only(self.root, f"a {stage} checkpoint")
         meta = {**(meta or {}), "format": CHECKPOINT_FORMAT, "stage": stage, "step": int(step)}
         path = save_npz(self.checkpoints_dir(stage) / f"ckpt-{int(step):09d}.npz", arrays, meta)
         for old in self.checkpoints(stage)[:-keep]:
@@ -158,6 +239,7 @@ class Run:
     def append_metrics(self, stage: str, record: Mapping[str, Any]) -> None:
         """Append one JSON line. A line cut short by a kill is closed off first, so only that line is lost."""
         path = self.metrics_path(stage)
+        refuse_read_only(self.root, f"adding to {path}")
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a+b") as f:
             torn = f.tell() > 0 and f.seek(-1, os.SEEK_END) >= 0 and f.read(1) != b"\n"

@@ -18,13 +18,12 @@ about a second, while Chainer imports) and is started again if it dies. No Qt he
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import threading
 
 import numpy as np
 
 from wm_studio.core.errors import WmStudioError
-from wm_studio.core.parallel import start_single_threaded
+from wm_studio.core.parallel import spawn_context, start_single_threaded
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +95,7 @@ class DecoderProcess:
         if self._process is not None and self._process.is_alive():
             return
         self._stop()
-        context = multiprocessing.get_context("spawn")
+        context = spawn_context()      # never fork beside the training thread's BLAS (see spawn_context)
         self._connection, child = context.Pipe(duplex=True)
         self._process = context.Process(target=_serve, args=(child,), daemon=True, name="wm-studio decoder")
         start_single_threaded(self._process)

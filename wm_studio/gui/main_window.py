@@ -238,7 +238,7 @@ class MainWindow(QMainWindow):
     def _save_screenshot(self, path: Path) -> int:
         try:
             write_png(path, grab_frame(self))
-        except OSError as exc:
+        except (OSError, WmStudioError) as exc:
             log.error("Could not save %s: %s", path, exc)
             return 1
         self.screenshot_saved.emit(str(path))

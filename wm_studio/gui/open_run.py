@@ -87,7 +87,7 @@ def _load(request: _Load) -> _Loaded:
         if name not in request.parts:
             continue
         part = contents.parts[name]
-        if part.state == "missing":
+        if part.state in ("missing", "broken"):   # said once, by _on_loaded, from part.message
             loaded.objects[name] = None
             continue
         try:
@@ -290,7 +290,11 @@ class OpenRun(QObject):
             return
         for name in PARTS:
             if name in request.parts:
-                log.info("%s changed on disk: reloaded", RELATIVE[name])
+                part = loaded.contents.parts[name]
+                if part.state == "broken":
+                    log.warning("%s: %s", loaded.contents.name, part.message)
+                else:
+                    log.info("%s changed on disk: reloaded", RELATIVE[name])
                 self.changed.emit(name)
 
 

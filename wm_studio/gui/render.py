@@ -45,6 +45,7 @@ def render_frames(snapshots: Iterable[EsSnapshot], problem, size: tuple[int, int
             QApplication.processEvents(QEventLoop.ExcludeUserInputEvents)  # let the layout settle
             yield grab_frame(figure)
     finally:
+        figure.shutdown()
         figure.close()
         figure.deleteLater()
 

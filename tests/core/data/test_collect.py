@@ -167,3 +167,32 @@ def test_the_command_collects_and_resumes(tmp_path):
     assert len(rollout_files(tmp_path / "run" / "data" / "rollouts")) == 3
     wrong = wm_studio_collect("--env", "doom")
     assert wrong.returncode == 2 and "carracing" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+class LosingRunner:
+    """Serial, but says that rollout 1's worker died once (ProcessRunner's record of a lost worker)."""
+
+    def __init__(self, *args, **kwargs):
+        from wm_studio.core.parallel import SerialRunner
+        self.runner, self.losses = SerialRunner(), []
+
+    def run(self, function, tasks, context=None):
+        from wm_studio.core.parallel import Loss
+        for index, result in self.runner.run(function, tasks, context):
+            if index == 1:
+                self.losses.append(Loss(1, "its worker process died (process 1, exit code -9)", 1, "worker 2"))
+            yield index, result
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.runner.close()
+
+
+def test_lost_workers_are_counted_in_each_rollouts_record(tmp_path, monkeypatch):
+    import wm_studio.core.data.collect as collect_module
+    monkeypatch.setattr(collect_module, "make_runner", LosingRunner)
+    run = make_run(tmp_path / "run")
+    list(collect(run, workers=2, backend="processes"))
+    assert [(r["rollout"], r["lost_workers"]) for r in run.read_metrics("collect")] == [(0, 0), (1, 1), (2, 0)]

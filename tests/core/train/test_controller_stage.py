@@ -183,3 +183,24 @@ def test_the_command_trains_records_options_and_resumes(tiny_run, capsys):
     assert main(["train-controller", "--run", str(run.root), "--backend", "serial", "--generations", "2"]) == 0
     assert "gen 2/2" in capsys.readouterr().out
     assert len(run.read_metrics("controller")) == 2
+
+
+class LosingRunner(RecordingRunner):
+    """Says that a worker died with task 0 of the second batch of rollouts (ProcessRunner's record of it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.losses = []
+
+    def run(self, function, tasks, context=None):
+        from wm_studio.core.parallel import Loss
+        for index, result in super().run(function, tasks, context):
+            if len(self.tasks) == 2 and index == 0:
+                self.losses.append(Loss(0, "its worker process died (process 1, exit code -9)", 1, "worker 2"))
+            yield index, result
+
+
+def test_lost_workers_are_counted_in_each_generations_metrics(tiny_run):
+    run = tiny_run(episode=12, **{**TINY, "eval_every": 5, "generations": 3})
+    list(train_controller(run, runner=LosingRunner()))
+    assert [record["lost_workers"] for record in run.read_metrics("controller")] == [0, 1, 0]

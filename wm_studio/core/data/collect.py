@@ -197,7 +197,9 @@ def collect(run: Run, settings: CollectSettings | None = None, workers: int | No
             frames += result["frames"]
             played += result["played"]
             rewards.append(result["reward"])
+            # lost_workers: worker processes that died (or hung) with this rollout in hand; the runner logged each
             run.append_metrics("collect", {"rollout": index, "frames": result["frames"],
                                            "reward": result["reward"], "attempts": result["attempts"],
-                                           "seconds": round(result["seconds"], 3)})
+                                           "seconds": round(result["seconds"], 3),
+                                           "lost_workers": sum(loss.task == position for loss in runner.losses)})
             yield snapshot(index)

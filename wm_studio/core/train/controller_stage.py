@@ -197,10 +197,13 @@ def train_controller(run: Run, settings: ControllerSettings | Mapping[str, Any] 
         yield _snapshot(settings, state, evaluator, None, 0.0,
                         note=f"resumed at generation {state.es.generation}" if state.es.generation else "")
         while state.es.generation < settings.generations:
+            lost_before = len(getattr(runner, "losses", ()))
             eval_score, rate = _generation(run, settings, state, evaluator, episode)
             _checkpoint(run, settings, state, shape)
+            # lost_workers: rollout workers that died or hung this generation (each re-run, and logged by the runner)
             run.append_metrics(STAGE, {name: value for name, value in zip(HISTORY_COLUMNS, state.history[-1])}
-                               | {"steps_per_second": rate, "eval_score": eval_score})
+                               | {"steps_per_second": rate, "eval_score": eval_score,
+                                  "lost_workers": len(getattr(runner, "losses", ())) - lost_before})
             write_csv(run, state.history)
             yield _snapshot(settings, state, evaluator, eval_score, rate,
                             finished=state.es.generation >= settings.generations)

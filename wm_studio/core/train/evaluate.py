@@ -9,14 +9,15 @@ Both play the same N game seeds (derived from `seed`), full episodes (the run's 
 The random policy draws each raw action uniformly from [-1, 1] per step (then the game's mapping, as the
 controller's tanh outputs: CarRacing gas (u+1)/2 and brake clip(u, 0, 1); Doom thirds). With `record`, the
 controller's first episode is written as a GIF or MP4 of the game's full RGB frames (info["frame"]): one frame
-for the start and one per step. The scores are kept in RUN/metrics/evaluation.json.
+for the start and one per step. The scores are kept in RUN/metrics/evaluation.json, except in a bundle (read-only:
+its own record stays as it was), and in the JSON file `out` names.
 """
 from __future__ import annotations
 
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -26,7 +27,7 @@ from wm_studio.core.errors import CheckpointError, ConfigError
 from wm_studio.core.files import save_json
 from wm_studio.core.models.controller import load_controller
 from wm_studio.core.parallel import make_runner
-from wm_studio.core.runs import Run
+from wm_studio.core.runs import Run, output_file
 from wm_studio.core.train.controller_stage import episode_steps
 from wm_studio.core.train.rollout import RolloutTask, game_spec, play
 
@@ -52,6 +53,8 @@ class EvaluationReport:
     controller_meta: dict = field(default_factory=dict)
     recording: Path | None = None
     recorded_frames: int = 0
+    saved_to: tuple[Path, ...] = ()     # where the scores were written
+    note: str = ""                      # why they were not kept in the run
 
     @property
     def episodes(self) -> int:
@@ -71,6 +74,10 @@ class EvaluationReport:
         if self.recording is not None:
             lines.append(f"recorded the controller's first episode ({self.recorded_frames} frames) to "
                          f"{self.recording}")
+        if self.saved_to:
+            lines.append(f"scores written to {', '.join(str(path) for path in self.saved_to)}")
+        if self.note:
+            lines.append(self.note)
         return lines
 
 
@@ -94,15 +101,20 @@ def controller_path(run: Run) -> Path:
 
 
 def evaluate(run: Run, episodes: int, seed: int = 0, record=None, fps: float | None = None, scale: int = 3,
-             runner=None, backend: str = "processes", workers: int | None = None, cluster: str | None = None
-             ) -> Iterator[EvaluateSnapshot]:
-    """Play the controller and the random policy on the same `episodes` seeds; see the module docstring."""
+             runner=None, backend: str = "processes", workers: int | None = None, cluster: str | None = None,
+             out=None) -> Iterator[EvaluateSnapshot]:
+    """Play the controller and the random policy on the same `episodes` seeds; see the module docstring.
+    `out`: a JSON file for the scores besides the run's metrics/evaluation.json (the only one for a bundle)."""
     if episodes < 1:
         raise ConfigError(f"episodes must be at least 1, not {episodes}")
     if scale < 1:
         raise ConfigError(f"scale must be at least 1, not {scale}")
     if record is not None and Path(record).suffix.lower() not in (".gif", ".mp4"):
         raise ConfigError(f"cannot record to {Path(record).name}: use a .gif or .mp4 file name")
+    if record is not None:
+        output_file(record, "--record")
+    if out is not None:
+        output_file(out, "--out")
     controller, meta = load_controller(controller_path(run))
     spec = game_spec(run, controller.shape.inputs)
     if spec.shape != controller.shape:
@@ -141,13 +153,18 @@ def evaluate(run: Run, episodes: int, seed: int = 0, record=None, fps: float | N
                                     size=(width * scale, height * scale))
     report = EvaluationReport(spec.game, seeds, rewards[:episodes], lengths[:episodes], rewards[episodes:],
                               lengths[episodes:], meta, recording, 0 if frames is None else len(frames))
-    save_evaluation(run, report, seed)
+    note = ""
+    if run.read_only:
+        note = (f"{run.root} is a bundle, which is read-only: its metrics/{EVALUATION_FILE} keeps its own record"
+                + ("" if out is not None else "; --out FILE keeps these scores"))
+    report = replace(report, saved_to=save_evaluation(run, report, seed, out), note=note)
     yield EvaluateSnapshot(len(tasks), len(tasks), float(report.controller_rewards.mean()),
                            float(report.random_rewards.mean()), report)
 
 
-def save_evaluation(run: Run, report: EvaluationReport, seed: int) -> None:
-    """Keep the last evaluation in RUN/metrics/evaluation.json, so the scores travel with the model."""
+def save_evaluation(run: Run, report: EvaluationReport, seed: int, out=None) -> tuple[Path, ...]:
+    """Keep the last evaluation in RUN/metrics/evaluation.json (not in a bundle), so the scores travel with the
+    model, and in `out` when given; return where they were written."""
     record = {"time": time.time(), "game": report.game, "episodes": report.episodes, "seed": seed,
               "controller_mean": float(report.controller_rewards.mean()),
               "controller_std": float(report.controller_rewards.std()),
@@ -155,10 +172,14 @@ def save_evaluation(run: Run, report: EvaluationReport, seed: int) -> None:
               "random_std": float(report.random_rewards.std()),
               "controller_rewards": report.controller_rewards.tolist(),
               "random_rewards": report.random_rewards.tolist()}
-    try:
-        save_json(run.root / "metrics" / EVALUATION_FILE, record)
-    except OSError as exc:     # a read-only folder still gets its scores printed
-        log.warning("could not save the evaluation in %s: %s", run.root, exc)
+    targets = ([] if run.read_only else [run.root / "metrics" / EVALUATION_FILE]) + ([Path(out)] if out else [])
+    written = []
+    for target in targets:
+        try:
+            written.append(save_json(target, record))
+        except OSError as exc:     # a folder the user may not write still gets its scores printed
+            log.warning("could not save the evaluation in %s: %s", target, exc)
+    return tuple(written)
 
 
 def _mean(values: np.ndarray) -> float:

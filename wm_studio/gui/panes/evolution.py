@@ -461,4 +461,5 @@ class EvolutionPane(Pane):
 
     def shutdown(self) -> None:
         self._timer.stop()
+        self.figure.shutdown()
         self.worker.shutdown()

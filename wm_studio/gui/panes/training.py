@@ -35,8 +35,7 @@ from wm_studio.core.data.collect import CollectSnapshot
 from wm_studio.core.data.policies import POLICIES
 from wm_studio.core.errors import WmStudioError
 from wm_studio.core.presets import GAMES, PRESETS, preset
-from wm_studio.core.run_contents import DEFAULT_MODEL
-from wm_studio.core.runs import Run
+from wm_studio.core.runs import DEFAULT_MODEL, Run, read_only_folder
 from wm_studio.core.train.history import CollectHistory, stage_history
 from wm_studio.gui.mailbox import MailboxThread
 from wm_studio.gui.panes.base import Pane
@@ -123,6 +122,16 @@ def stage_generator(run: Run, stage: Stage, device, backend: str, workers: int |
             log.info("%s: %s is already done (raise its numbers to train more)", run.root.name, step.label)
             continue
         yield from step.start()
+
+
+def check_settings(stage: str, config: dict) -> None:
+    """ConfigError when the stage's section of `config` holds a value the stage would refuse."""
+    from wm_studio.core.data.collect import CollectSettings
+    from wm_studio.core.train.controller_stage import ControllerSettings
+    from wm_studio.core.train.mdn_stage import MdnSettings
+    from wm_studio.core.train.vae_stage import VaeSettings
+    parsers = {"collect": CollectSettings, "vae": VaeSettings, "mdn": MdnSettings, "controller": ControllerSettings}
+    parsers[stage].from_config(config)
 
 
 def describe_files(run: Run, stage: str) -> list[tuple[str, str, str, Path]]:
@@ -425,9 +434,10 @@ class TrainingPane(Pane):
         path = self.open_run.path
         if path is None:
             return "No run is open: make one with New run…, or open one (File > Open run…)."
-        if path.resolve() == DEFAULT_MODEL.resolve():
-            return ("The bundled model is read-only: make a new run (New run…) to train your own, or open a run "
-                    "folder.")
+        bundle = read_only_folder(path)
+        if bundle is not None:
+            which = "The bundled model" if bundle == DEFAULT_MODEL.resolve() else f"{bundle} is a bundle, which"
+            return f"{which} is read-only: make a new run (New run…) to train your own, or open a run folder."
         if not (path / "config.json").is_file():
             return f"{path} has no config.json, so its stages have no settings: make a new run to train."
         return ""
@@ -577,6 +587,7 @@ class TrainingPane(Pane):
         try:
             values = self.read_fields(stage)
             section = {**run.config.get(stage.key, {}), **values}
+            check_settings(stage.key, {**run.config, stage.key: section})   # nothing bad reaches config.json
             run.update_config(**{stage.key: section})
         except WmStudioError as exc:
             log.error("Training: %s", exc)

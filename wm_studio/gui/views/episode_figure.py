@@ -79,7 +79,7 @@ class EpisodeFigure(pg.GraphicsLayoutWidget):
         self.z_bars.set_values([])
         self.h_strip.set_values([])
         self.reward.set_curve("total", [], [])
-        self.title.setText(message)
+        self._set_title(message)
 
     def show_step(self, step: EpisodeStep, game: str) -> None:
         self.step = step
@@ -97,7 +97,26 @@ class EpisodeFigure(pg.GraphicsLayoutWidget):
             self.h_strip.set_values(step.h)
         steps = np.arange(1, len(step.rewards) + 1)
         self.reward.set_curve("total", steps, np.cumsum(step.rewards))
-        self.title.setText(readout_html(step, game))
+        self._set_title(readout_html(step, game))
+
+    def _set_title(self, html: str) -> None:
+        self.title.setText(html)
+        self._wrap_title()
+
+    def _wrap_title(self) -> None:
+        """Wrap a title wider than the view. A LabelItem keeps its text on one line and makes that line the
+        layout's minimum width: a long error message made the figure wider than its view and cut the plots off."""
+        text = self.title.item
+        text.setTextWidth(-1)                    # a short title keeps its natural width (and stays centred)
+        room = max(120.0, self.viewport().width() - 24.0)
+        if text.boundingRect().width() > room:
+            text.setTextWidth(room)
+        self.title.updateMin()
+
+    def resizeEvent(self, event):
+        super().resizeEvent(event)
+        if hasattr(self, "title") and not self.closed:   # while pyqtgraph builds it, or after close()
+            self._wrap_title()
 
 
 class ScoreFigure(pg.GraphicsLayoutWidget):

@@ -78,7 +78,13 @@ class EsFigure(pg.GraphicsLayoutWidget):
         self._refresh.setSingleShot(True)
         self._refresh.setInterval(120)
         self._refresh.timeout.connect(self._show_background)
-        self.search.getViewBox().sigRangeChanged.connect(lambda *_: self._refresh.start())
+        self._stopped = False
+        self.search.getViewBox().sigRangeChanged.connect(lambda *_: self._stopped or self._refresh.start())
+
+    def shutdown(self) -> None:
+        """Draw nothing more: the owner is closing (a range change while the window closes starts no timer)."""
+        self._stopped = True
+        self._refresh.stop()
 
     def resizeEvent(self, event):
         """Give the search space a square of the height (its aspect is locked) and the curves the rest."""
