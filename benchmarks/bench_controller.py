@@ -1,8 +1,9 @@
 """The controller stage's costs, side by side in one run.
 
 1. Steps per second on one core: a controller rollout (V's encoder on every frame, M's LSTM step, C) through our
-   numpy path and through the Chainer models, against the raw game (wm_studio's CarRacing) replaying the same
-   actions on the same track; and the per-step cost of each piece alone (encoder, LSTM step), numpy vs Chainer.
+   numpy path and through the Chainer models, against the bare game replaying the same actions on the same
+   track: gym's own CarRacing-v2 and wm_studio's (the same frames, its road drawn from numpy); and the per-step
+   cost of each piece alone (encoder, LSTM step), numpy vs Chainer.
 2. One CMA-ES generation of the CarRacing controller (lambda 16, 1 rollout each, 200 steps; 867 parameters, the
    paper's V and M sizes with seeded untrained weights) on the serial, processes (2 workers) and Dask (2 local
    workers) backends: wall time of a cold generation (workers started, models loaded) and of a warm one, ratios to
@@ -82,27 +83,36 @@ class RecordingEnv:
         self.env.close()
 
 
-def rollout_rates(spec, params, steps: int) -> tuple[float, float]:
-    """(raw game, controller rollout) steps per second on the same track with the same actions: the controller
-    drives once (its actions recorded), then the bare game replays those actions; both timed from reset."""
+def rollout_rates(spec, params, steps: int, rounds: int = 3) -> dict[str, float]:
+    """Steps per second on the same track with the same actions, median of `rounds` interleaved rounds: the
+    controller rollout (its actions recorded), then gym's own CarRacing (stock renderer) and wm_studio's game
+    (the same frames, the road drawn from numpy) replaying those actions; each timed from reset."""
     from wm_studio.core.envs import make_env
+    from wm_studio.core.envs.carracing import gym_car_racing_class
     world = spec.load()
     world.env = RecordingEnv(world.env)
     play(world, RolloutTask(params, 1, 20))                 # warm-up (first calls, caches)
-    world.env.actions.clear()
-    start = time.perf_counter()
-    result = play(world, RolloutTask(params, 1, steps))
-    controller_rate = result.steps / (time.perf_counter() - start)
-    actions = world.env.actions
-    world.close()
-    env = make_env("carracing")
-    start = time.perf_counter()
-    env.reset(seed=1)
-    for action in actions:
-        env.step(action)
-    raw_rate = len(actions) / (time.perf_counter() - start)
-    env.close()
-    return raw_rate, controller_rate
+    rates = {"bare gym CarRacing-v2 (stock)": [], "wm_studio's game (make_env)": [], "controller rollout": []}
+
+    def replay(env, actions) -> float:
+        start = time.perf_counter()
+        env.reset(seed=1)
+        for action in actions:
+            env.step(action)
+        return len(actions) / (time.perf_counter() - start)
+
+    stock, ours = gym_car_racing_class()(verbose=False), make_env("carracing")
+    for _ in range(rounds):
+        world.env.actions.clear()
+        start = time.perf_counter()
+        result = play(world, RolloutTask(params, 1, steps))
+        rates["controller rollout"].append(result.steps / (time.perf_counter() - start))
+        actions = list(world.env.actions)
+        rates["bare gym CarRacing-v2 (stock)"].append(replay(stock, actions))
+        rates["wm_studio's game (make_env)"].append(replay(ours, actions))
+    for env in (world, stock, ours):
+        env.close()
+    return {name: float(np.median(values)) for name, values in rates.items()}
 
 
 class ChainerWorld:
@@ -215,17 +225,16 @@ def main() -> None:
         run = make_run(folder)
         spec = game_spec(run)
         params = driving_params(spec.shape)
-        raw, lean = rollout_rates(spec, params, args.rate_steps)
-        rates = {"raw game (make_env)": raw, "controller rollout, numpy V/M": lean,
-                 "controller rollout, Chainer V/M": ChainerWorld(run, spec.shape).rate(params, args.rate_steps)}
+        rates = rollout_rates(spec, params, args.rate_steps)
+        rates["controller rollout, Chainer V/M"] = ChainerWorld(run, spec.shape).rate(params, args.rate_steps)
         costs = piece_costs(run, spec)
         rows = backend_rows(spec, args.popsize, args.steps, args.workers, args.dispatch_tasks)
 
-    raw = rates["raw game (make_env)"]
-    print(f"\nCarRacing steps per second on one core ({args.rate_steps} steps each)")
-    print(f"{'contender':34s} {'steps/s':>8s} {'x raw game':>10s}")
+    stock, game = rates["bare gym CarRacing-v2 (stock)"], rates["wm_studio's game (make_env)"]
+    print(f"\nCarRacing steps per second on one core ({args.rate_steps} steps each, median of 3 rounds)")
+    print(f"{'contender':34s} {'steps/s':>8s} {'x gym':>7s} {'x our game':>10s}")
     for name, rate in rates.items():
-        print(f"{name:34s} {rate:8.1f} {rate / raw:10.2f}")
+        print(f"{name:34s} {rate:8.1f} {rate / stock:7.2f} {rate / game:10.2f}")
     print("\nper-step cost of each piece (ms per call, one frame / one step)")
     for name, ms in costs.items():
         print(f"{name:34s} {ms:8.3f}")

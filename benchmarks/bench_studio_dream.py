@@ -100,7 +100,7 @@ def measure_loop(run_root: Path, seconds: float) -> dict:
     from wm_studio.core.models.mdnrnn import load_mdn
     from wm_studio.core.models.serialization import load_vae
     from wm_studio.gui.decoder_process import DecoderProcess
-    from wm_studio.gui.panes.dream import DreamControls, dream_session, keyboard_action
+    from wm_studio.core.envs.dream_session import DreamControls, dream_session, keyboard_action
     vae, mdn = load_vae(run_root / "models" / "vae.npz"), load_mdn(run_root / "models" / "mdn.npz")
     controller, _ = load_controller(run_root / "models" / "controller.npz")
     controls = DreamControls(1.0, "controller", keyboard_action("carracing", ()), 10 ** 6, controller)

@@ -9,7 +9,8 @@ from PyQt5.QtCore import Qt
 
 from wm_studio.core.envs.dream import decode_frames
 from wm_studio.core.export import read_animation, read_png
-from wm_studio.gui.panes.dream import BRAKE, DreamPane, keyboard_action
+from wm_studio.core.envs.dream_session import BRAKE, keyboard_action
+from wm_studio.gui.panes.dream import DreamPane
 
 from tiny_run import make_run, save_mdn
 
@@ -47,9 +48,9 @@ def step(qtbot, pane, count=1):
     return frames
 
 
-def test_the_dream_starts_from_a_real_latent_and_v_draws_every_step(qtbot, pane):
+def test_the_dream_starts_from_a_real_episode_and_v_draws_every_step(qtbot, pane):
     first = pane.drawn_frame
-    assert first.step == 0 and first.start == "a real frame's latent"
+    assert first.step == 0 and first.start == "a real episode"
     assert pane.ready and pane.stack.currentIndex() == 1
     frames = step(qtbot, pane, 3)
     assert [f.step for f in frames] == [1, 2, 3]
@@ -134,6 +135,35 @@ def test_a_doom_dream_restarts_when_m_predicts_the_end(qtbot, tmp_path):
         assert frames[0].done_prob == pytest.approx(1 / (1 + np.exp(-3.0)), rel=1e-5)
         assert (pane.latest.episode, pane.latest.step) == (1, 0)
         assert "Arrows or A / D" in pane.keys_label.text()
+    finally:
+        pane.shutdown()
+
+
+def test_a_doom_dream_plots_p_done_and_counts_the_step_of_death(qtbot, tmp_path):
+    """An M whose p(done) rises with every step (LSTM unit 0 counts steps; done logit 8 h0 - 6): the pane plots
+    p(done) step by step, the dream ends on the step where it passes 0.5, and that step counts as survived."""
+    made = make_run(tmp_path / "doom", game="doom")
+    mdn = save_mdn(made, action_size=2, predict_done=True, seed=3)
+    up, lateral, bias = mdn.lstm.upward.W.array, mdn.lstm.lateral.W.array, mdn.lstm.upward.b.array
+    up[0:4], lateral[0:4], bias[0:4] = 0.0, 0.0, [0.1, 20.0, 20.0, 20.0]     # unit 0: c grows tanh(0.1) a step
+    mdn.head.W.array[-1] = 0.0
+    mdn.head.W.array[-1, 0] = 8.0
+    mdn.head.b.array[-1] = -6.0
+    from wm_studio.core.models.serialization import save_model
+    save_model(made.model_path("mdn"), mdn, mdn.meta())
+    pane = open_pane(qtbot, made.root)
+    try:
+        assert pane.done_widget.isVisibleTo(pane)
+        frames = step(qtbot, pane, 12)
+        end = next(f for f in frames if f.ended)
+        assert end.ended == "M predicted the end of the episode" and end.score == end.step == 10
+        probs = [f.done_prob for f in frames if f.episode == end.episode]
+        assert probs == sorted(probs) and probs[-1] > 0.5 > probs[-2]
+        pane.worker.step(0)
+        x, y = pane.done_plot.curve_data("p(done)")
+        steps_now = [f.step for f in frames if f.episode == pane.drawn_frame.episode and f.step > 0]
+        assert list(x) == steps_now
+        assert pane.done_plot.curve_data("threshold")[1].tolist() == [0.5, 0.5]
     finally:
         pane.shutdown()
 
@@ -227,7 +257,7 @@ def test_without_c_the_controller_cannot_drive(qtbot, tmp_path):
         assert pane.driver_box.currentData() != "controller"
         assert "C is missing" in pane.driver_box.itemData(index, Qt.ToolTipRole)
         (frame,) = step(qtbot, pane)
-        assert frame.start == "a real frame's latent"
+        assert frame.start == "a real episode"
     finally:
         pane.shutdown()
 

@@ -194,3 +194,23 @@ def test_the_mailbox_serves_only_the_newest_request(qtbot):
     qtbot.waitUntil(lambda: mailbox.idle and results and results[-1] == (10, 100), timeout=WAIT_MS)
     assert seen == [1, 10]
     mailbox.shutdown()
+
+
+def test_the_file_menu_opens_either_bundled_model(qtbot, tmp_path, monkeypatch):
+    from wm_studio.core import runs
+    car = make_run(tmp_path / "default_model", parts=("vae",)).root
+    doom = make_run(tmp_path / "doom_model", parts=("vae",), game="doom").root
+    monkeypatch.setitem(runs.BUNDLED_MODELS, "carracing", car)
+    monkeypatch.setitem(runs.BUNDLED_MODELS, "doom", doom)
+    window = MainWindow(pane="latent", persistent=True, open_at_start=False)
+    qtbot.addWidget(window)
+    actions = {action.text().replace("&", ""): action for action in window.menuBar().actions()[0].menu().actions()}
+    actions["Open the bundled Doom model"].trigger()
+    qtbot.waitUntil(lambda: window.open_run.contents is not None, timeout=WAIT_MS)
+    assert window.open_run.path == doom and window.open_run.game == "doom"
+    assert window.open_run.contents.name == str(doom) or "Doom" in window.open_run.contents.name
+    actions["Open the bundled CarRacing model"].trigger()
+    qtbot.waitUntil(lambda: window.open_run.path == car and window.open_run.contents is not None
+                    and window.open_run.game == "carracing", timeout=WAIT_MS)
+    assert recent_runs() == []                       # neither is a "recent run"
+    window.close()

@@ -99,7 +99,7 @@ def test_plain_wm_studio_without_a_display_is_what_make_studio_runs(tmp_path, st
     frames = read_animation(tmp_path / "wm-studio-schaffer.gif")
     assert 2 < len(frames) <= 61 and frames_differ(frames[:5])
     assert DEFAULT_MODEL.is_dir(), "the checkout ships its bundled model"
-    assert "wrote a dream of the bundled default model" in result.stdout
+    assert "wrote a dream of the bundled CarRacing model" in result.stdout
     assert "driven by the controller C" in result.stdout
     dream = read_animation(tmp_path / "wm-studio-dream.gif")
     assert len(dream) == DREAM_STEPS and dream[0].shape == (256, 256, 3)

@@ -9,21 +9,23 @@ from wm_studio.core.parallel import BACKENDS
 def add_runner_options(parser) -> None:
     """--backend, --workers, --cluster: where rollouts run (shared with `evaluate` and `pipeline`)."""
     parser.add_argument("--backend", choices=BACKENDS, default=None,
-                        help="where rollouts run: serial (this process), processes (default; all cores) or dask "
-                             "(a local Dask cluster, or the one at --cluster)")
+                        help="where rollouts run: serial (this process), processes (all cores; the default in the "
+                             "real game) or dask (a local Dask cluster, or the one at --cluster); dreams run in "
+                             "this process by default")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     parser.add_argument("--cluster", metavar="ADDR", default=None,
                         help="a running Dask scheduler, e.g. tcp://host:8786 (implies --backend dask; needs "
                              "pip install -e \".[cluster]\")")
 
 
-def runner_backend(args) -> str:
+def runner_backend(args) -> str | None:
+    """The backend asked for (None: the stage's own default)."""
     from wm_studio.core.errors import ConfigError
     if args.cluster and args.backend not in (None, "dask"):
         raise ConfigError(f"--cluster needs the dask backend, not --backend {args.backend}")
     if args.workers is not None and args.workers < 1:     # before the run's config.json records anything
         raise ConfigError(f"--workers must be at least 1, not {args.workers}")
-    return "dask" if args.cluster else args.backend or "processes"
+    return "dask" if args.cluster else args.backend
 
 
 def register(subparsers) -> None:
@@ -48,6 +50,8 @@ def register(subparsers) -> None:
     parser.add_argument("--eval-every", type=int, default=None, help="generations between scorings of the mean")
     parser.add_argument("--eval-rollouts", type=int, default=None, help="episodes per scoring (paper: 1024)")
     parser.add_argument("--max-steps", type=int, default=None, help="cap of a training rollout")
+    parser.add_argument("--eval-max-steps", type=int, default=None,
+                        help="cap of an episode that scores the mean (default: the game's full episode)")
     parser.add_argument("--early-stop", type=int, default=None,
                         help="end a training rollout after this many negative rewards in a row (0: never)")
     parser.add_argument("--l2", type=float, default=None, help="weight penalty: fitness -= l2 * mean(x^2)")
@@ -66,7 +70,8 @@ def run(args) -> int:
     mu = args.mu if args.mu is None or args.mu < 1 else int(args.mu)
     overrides = {"in_dream": args.in_dream, "generations": args.generations, "popsize": args.popsize, "mu": mu,
                  "rollouts": args.rollouts, "sigma0": args.sigma0, "eval_every": args.eval_every,
-                 "eval_rollouts": args.eval_rollouts, "max_steps": args.max_steps, "early_stop": args.early_stop,
+                 "eval_rollouts": args.eval_rollouts, "max_steps": args.max_steps,
+                 "eval_max_steps": args.eval_max_steps, "early_stop": args.early_stop,
                  "l2": args.l2, "tau": args.tau, "inputs": args.inputs, "seed": args.seed}
     run_folder = Run.open(args.run)
     # Bad values, missing models or a dream that pays nothing fail before config.json records the options.

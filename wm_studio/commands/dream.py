@@ -2,7 +2,8 @@
 
 The dream is driven by the run's trained controller C (on M's z and h, as in the game), or with --driver random
 by the collector's "brownian" random policy (wm_studio.core.data.policies): smooth random steering and speed for
-CarRacing, left / none / right held for a while for Doom.
+CarRacing, left / none / right held for a while for Doom. It starts where C's training dreams start: the first
+frame of a real episode (CarRacing: after its zoom-in), z drawn from V's (mu, logvar) of it.
 """
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import numpy as np
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "dream", help="write a dream of M, decoded by V, as a GIF or MP4",
-        description="Start from the latent of a random real frame of the run, let M predict the next latents "
-                    "under random actions, decode them with V and write the frames. Needs the run's "
-                    "models/vae.npz (train-vae) and models/mdn.npz (train-mdn).")
+        description="Start from the first frame of a real episode of the run, let M predict the next latents "
+                    "under the controller's (or random) actions, decode them with V and write the frames; a Doom "
+                    "dream ends where M predicts death. Needs the run's models/vae.npz (train-vae) and "
+                    "models/mdn.npz (train-mdn).")
     parser.add_argument("--run", required=True, help="the run folder")
     parser.add_argument("--steps", type=int, default=300, help="frames in the dream (default 300)")
     parser.add_argument("--tau", type=float, default=1.0, help="temperature: above 1 wilder, below 1 tamer")
@@ -58,29 +60,19 @@ DRIVERS = {"controller": "the controller C", "random": "random actions"}
 
 def dream_frames(run, steps: int, tau: float, seed: int, driver: str = "random") -> tuple[np.ndarray, bool]:
     """(uint8 frames (N, 64, 64, 3) with N <= steps, whether M ended the dream early) for one dream of the run,
-    driven by the run's controller ("controller") or brownian random actions ("random")."""
+    driven by the run's controller ("controller") or brownian random actions ("random"): the first episode of
+    core's dream session (the Dream pane's), from where the controller stage's dreams start."""
     from wm_studio.core.data.dataset import rollout_files
-    from wm_studio.core.data.policies import make_policy
-    from wm_studio.core.envs.dream import DreamEnv, decode_frames, real_starts
+    from wm_studio.core.envs.dream_session import DreamControls, dream_session, first_episode, keyboard_action
     from wm_studio.core.models.controller import load_controller
     from wm_studio.core.models.mdnrnn import load_mdn
     from wm_studio.core.models.serialization import load_vae
 
-    rng = np.random.default_rng(seed)
     controller = load_controller(run.model_path("controller"))[0] if driver == "controller" else None
     vae, mdn = load_vae(run.model_path("vae")), load_mdn(run.model_path("mdn"))
-    config = run.config
-    threshold = config.get("controller", {}).get("done_threshold", 0.5)
-    env = DreamEnv(mdn, vae, tau=tau, done_threshold=threshold, max_steps=max(steps - 1, 1), seed=seed,
-                   starts=real_starts(rollout_files(run.latents_dir), 1, rng))
-    policy = make_policy("brownian", config.get("env", "carracing"), rng)
-    z, info = env.reset()
-    latents = [z[0]]
-    while len(latents) < steps and env.alive[0]:
-        if controller is not None:
-            action = controller.act(z, info["h"], info["c"])
-        else:
-            action = policy.act(None)[None]          # the brownian policy does not look at the frame
-        z, _, _, _, info = env.step(action)
-        latents.append(z[0])
-    return decode_frames(vae, np.stack(latents)), bool(env.terminated[0])
+    game = run.config.get("env", "carracing")
+    controls = DreamControls(tau, driver, keyboard_action(game, ()), cap=max(steps - 1, 1), controller=controller)
+    session = dream_session(vae, mdn, game, controls, seed, latent_files=rollout_files(run.latents_dir))
+    frames, ended = first_episode(session, steps)
+    session.close()
+    return np.stack([frame.dream for frame in frames]), ended

@@ -1,6 +1,6 @@
 """The whole World Models pipeline in order: collect -> V (then encode) -> M -> C, resuming whatever is done.
 
-    results = run_pipeline(run, device, backend="processes", workers=None, cluster=None)
+    results = run_pipeline(run, device, backend=None, workers=None, cluster=None)   # None: each stage its own
 
 Each step is the stage generator its own command runs (collect, train_vae, encode_rollouts, train_mdn,
 train_controller), driven with a progress bar; each resumes by itself from its checkpoints. A step that has
@@ -73,7 +73,7 @@ def _trained(run: Run, stage: str, key: str, wanted: int) -> bool:
     return run.model_path(stage).is_file() and int(meta.get(key, -1)) >= wanted
 
 
-def pipeline_steps(run: Run, device, backend: str = "processes", workers: int | None = None,
+def pipeline_steps(run: Run, device, backend: str | None = None, workers: int | None = None,
                    cluster: str | None = None) -> list[PipelineStep]:
     from wm_studio.core.data.collect import CollectSettings, collect, missing_rollouts
     from wm_studio.core.train.controller_stage import ControllerSettings, train_controller
@@ -102,7 +102,7 @@ def pipeline_steps(run: Run, device, backend: str = "processes", workers: int | 
     ]
 
 
-def run_pipeline(run: Run, device, backend: str = "processes", workers: int | None = None,
+def run_pipeline(run: Run, device, backend: str | None = None, workers: int | None = None,
                  cluster: str | None = None, stream: TextIO | None = None,
                  progress: TextIO | None = None) -> list[StepResult]:
     """Run every step that is not finished, in order; summary lines go to `stream` (stdout), bars to `progress`."""

@@ -25,7 +25,7 @@ import numpy as np
 
 from wm_studio.core.errors import CheckpointError, ConfigError
 from wm_studio.core.files import META_KEY, load_json, load_npz, unreadable_npz
-from wm_studio.core.runs import DEFAULT_MODEL
+from wm_studio.core.runs import DEFAULT_MODEL, bundled_name
 
 MODEL_PARTS = ("vae", "mdn", "controller")
 DATA_PARTS = ("rollouts", "latents")
@@ -67,7 +67,7 @@ class RunContents:
 
     @property
     def name(self) -> str:
-        return "the bundled default model" if self.root.resolve() == DEFAULT_MODEL.resolve() else str(self.root)
+        return bundled_name(self.root) or str(self.root)
 
     def usable(self, *names: str) -> bool:
         return all(self.parts[name].usable for name in names)

@@ -31,7 +31,18 @@ _CKPT_NAME = re.compile(r"ckpt-(\d{9})\.npz$")
 # `wm-studio bundle` made. Bundles are read-only: float16 weights without checkpoints can not be trained further,
 # and the shipped one's records (metrics/evaluation.json...) are what the README quotes.
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "resources" / "default_model"
+DOOM_MODEL = DEFAULT_MODEL.parent / "doom_model"
+BUNDLED_MODELS = {"carracing": DEFAULT_MODEL, "doom": DOOM_MODEL}     # File > Open the bundled ... model
 BUNDLE_FILE = "BUNDLE.json"
+
+
+def bundled_name(folder) -> str | None:
+    """'the bundled CarRacing model' (or Doom) for a folder that is one of the models shipped with the studio."""
+    folder = Path(folder).resolve()
+    for game, model in BUNDLED_MODELS.items():
+        if folder == model.resolve():
+            return f"the bundled {'CarRacing' if game == 'carracing' else 'Doom'} model"
+    return None
 
 
 def read_only_folder(path) -> Path | None:
@@ -93,7 +104,7 @@ def how_to_rebuild(path) -> str:
 
 
 def _bundle_name(folder: Path) -> str:
-    return "the bundled default model" if folder == DEFAULT_MODEL.resolve() else f"the bundle {folder}"
+    return bundled_name(folder) or f"the bundle {folder}"
 
 
 class Run:

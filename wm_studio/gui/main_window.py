@@ -17,6 +17,7 @@ from PyQt5.QtWidgets import QAction, QFileDialog, QLabel, QMainWindow, QMessageB
 from wm_studio.core.backend import resolve_device
 from wm_studio.core.errors import ConfigError, WmStudioError
 from wm_studio.core.export import write_png
+from wm_studio.core.runs import BUNDLED_MODELS
 from wm_studio.gui.log_dock import LogDock
 from wm_studio.gui.open_run import OpenRun, recent_runs
 from wm_studio.gui.panes.base import Pane
@@ -121,8 +122,11 @@ class MainWindow(QMainWindow):
                      "Open a run folder (its models, rollouts and latents)")
         self.recent_menu = file_menu.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
-        self._action(file_menu, "Open the &bundled model", self._open_default,
-                     tip="Open the default model that comes with the studio (resources/default_model)")
+        self._action(file_menu, "Open the bundled &CarRacing model", lambda: self._open_default("carracing"),
+                     tip="Open the CarRacing model that comes with the studio (resources/default_model)")
+        self._action(file_menu, "Open the bundled &Doom model", lambda: self._open_default("doom"),
+                     tip="Open the Doom Take Cover model that comes with the studio, its C trained only in M's "
+                         "dream (resources/doom_model)")
         file_menu.addSeparator()
         self._action(file_menu, "Save &PNG of the view…", lambda: self.current_pane().save_png_dialog(),
                      "Ctrl+S", "Save a picture of the current pane's view")
@@ -160,9 +164,10 @@ class MainWindow(QMainWindow):
             return False
         return True
 
-    def _open_default(self):
-        if not self.open_run.open_default():
-            log.error("This installation has no bundled model (resources/default_model); open a run folder")
+    def _open_default(self, game: str):
+        if not self.open_run.open_default(game):
+            log.error("This installation has no bundled %s model (resources/%s); open a run folder",
+                      "CarRacing" if game == "carracing" else "Doom", BUNDLED_MODELS[game].name)
 
     def _fill_recent_menu(self):
         self.recent_menu.clear()

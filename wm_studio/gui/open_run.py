@@ -29,6 +29,7 @@ from PyQt5.QtCore import QObject, QTimer, pyqtSignal
 from wm_studio.core.errors import WmStudioError
 from wm_studio.core.run_contents import (DEFAULT_MODEL, PARTS, RELATIVE, LatentSample, RunContents,
                                          inspect_run, load_part, looks_like_run)
+from wm_studio.core.runs import BUNDLED_MODELS
 from wm_studio.gui.mailbox import MailboxThread
 from wm_studio.gui.settings import studio_settings
 
@@ -196,15 +197,17 @@ class OpenRun(QObject):
         self.loading = True
         self._requested = file_stamps(root)
         self._loader.post(_Load(self._generation, root, frozenset(PARTS), opening=True))
-        if self.remember and root.resolve() != DEFAULT_MODEL.resolve():
+        shipped = {DEFAULT_MODEL.resolve(), *(model.resolve() for model in BUNDLED_MODELS.values())}
+        if self.remember and root.resolve() not in shipped:
             remember_run(root)
         self.changed.emit("run")
 
-    def open_default(self) -> bool:
-        """Open the bundled model (resources/default_model) if the checkout has one."""
-        if not looks_like_run(DEFAULT_MODEL):
+    def open_default(self, game: str = "carracing") -> bool:
+        """Open the game's bundled model (resources/default_model, resources/doom_model) if the checkout has it."""
+        model = BUNDLED_MODELS[game]
+        if not looks_like_run(model):
             return False
-        self.open(DEFAULT_MODEL)
+        self.open(model)
         return True
 
     def open_at_start(self, path=None, restore: bool = True) -> None:

@@ -153,37 +153,82 @@ def test_split_holdout_is_deterministic_and_disjoint(frame_files):
         split_holdout(frame_files, 1.0, seed=0)
 
 
-def test_sequence_windows_are_consecutive_steps_of_one_rollout(tmp_path):
-    files = write_latents(tmp_path, [25, 10, 31, 4])
-    data = SequenceDataset(files, batch_size=3, seq_len=5, seed=0, chunk_rollouts=2)
-    assert data.windows == 5 + 2 + 6 + 1 and data.batches_per_epoch() == 5
-    batches = list(data.epoch(0))
+def real_windows(batches):
+    """The unpadded mu codes of every window, and the batches' shapes checked on the way."""
     windows = []
     for batch in batches:
-        assert batch.mu.shape[1:] == (5, 4) and batch.actions.shape[1:] == (5, 3)
-        assert batch.rewards.shape[1:] == (5,) and batch.dones.dtype == bool and batch.mask.dtype == bool
+        assert batch.dones.dtype == bool and batch.mask.dtype == bool
         assert batch.mu.dtype == batch.logvar.dtype == batch.actions.dtype == batch.rewards.dtype == np.float32
+        assert batch.mask[:, -1].any()                                           # no column of padding only
         for i in range(len(batch)):
             real = batch.mu[i, batch.mask[i], 0]
+            assert batch.mask[i].tolist() == [True] * len(real) + [False] * (batch.mask.shape[1] - len(real))
             np.testing.assert_array_equal(np.diff(real), 1)                      # consecutive steps
             np.testing.assert_array_equal(batch.actions[i, batch.mask[i], 2], real)  # aligned columns
             np.testing.assert_array_equal(batch.logvar[i, batch.mask[i], 1], -real)
             np.testing.assert_array_equal(batch.rewards[i, batch.mask[i]], real)
             windows.append(real)
-    assert len(windows) == 14
-    per_rollout = {}
-    for w in windows:
-        per_rollout.setdefault(int(w[0] // 1000), []).append(w)
-    assert {r: len(w) for r, w in per_rollout.items()} == {0: 5, 1: 2, 2: 6, 3: 1}
-    steps = np.concatenate(per_rollout[2])
-    assert len(np.unique(steps)) == len(steps) == 30                             # windows do not overlap
-    short = per_rollout[3][0]
+    return windows
+
+
+def transitions(windows):
+    return sorted((int(w[t]), int(w[t + 1])) for w in windows for t in range(len(w) - 1))
+
+
+def test_sequence_windows_cover_every_transition_once(tmp_path):
+    lengths = [25, 10, 31, 4]
+    files = write_latents(tmp_path, lengths)
+    data = SequenceDataset(files, batch_size=3, seq_len=5, seed=0, chunk_rollouts=2)
+    assert data.windows == 6 + 3 + 8 + 1 and data.batches_per_epoch() == 6
+    batches = list(data.epoch(0))
+    assert all(b.mu.shape[1] <= 5 and b.mu.shape[2] == 4 and b.actions.shape[2] == 3 for b in batches)
+    windows = real_windows(batches)
+    assert len(windows) == 18
+    expected = sorted((1000 * r + t, 1000 * r + t + 1) for r, n in enumerate(lengths) for t in range(n - 1))
+    assert transitions(windows) == expected                  # every transition, once
+    for r, n in enumerate(lengths):
+        own = sorted((w for w in windows if w[0] // 1000 == r), key=lambda w: w[0])
+        assert own[0][0] == 1000 * r and own[-1][-1] == 1000 * r + n - 1      # from the first step to the last
+        assert all(len(w) == 5 for w in own[1:-1])                            # inner windows are whole
+    short = next(w for w in windows if w[0] // 1000 == 3)
     np.testing.assert_array_equal(short, 3000 + np.arange(4))                    # padded, masked
-    padded = next(b for b in batches for i in range(len(b)) if b.mask[i].sum() == 4)
-    row = int(np.flatnonzero(padded.mask.sum(1) == 4)[0])
-    assert padded.mask[row].tolist() == [True] * 4 + [False]
-    assert padded.dones[row].tolist() == [False, False, False, True, False]
-    assert padded.mu[row, 4].tolist() == [0.0] * 4
+    padded = next(b for b in batches for i in range(len(b)) if b.mask[i].sum() == 4 and b.mu[i, 0, 0] == 3000)
+    row = int(np.flatnonzero((padded.mask.sum(1) == 4) & (padded.mu[:, 0, 0] == 3000))[0])
+    assert padded.dones[row, :4].tolist() == [False, False, False, True]
+    assert not padded.dones[row, 4:].any() and not padded.mu[row, 4:].any()
+
+
+@pytest.mark.parametrize("seq_len", [6, 17])
+def test_every_episode_end_is_in_every_epoch(tmp_path, seq_len):
+    """Episodes whose ends fall at every offset of the window length: each end is trained in every epoch, as the
+    last step of a window (the old non-overlapping windows at a random offset missed most of them)."""
+    lengths = list(range(2, 3 * seq_len + 2))
+    files = write_latents(tmp_path, lengths)
+    data = SequenceDataset(files, batch_size=4, seq_len=seq_len, seed=3, chunk_rollouts=5)
+    ends = {1000 * r + n - 1 for r, n in enumerate(lengths)}
+    for epoch in range(3):
+        batches = list(data.epoch(epoch))
+        seen = set()
+        for batch in batches:
+            last = batch.mask.sum(axis=1) - 1
+            rows = np.arange(len(batch))
+            at_last = np.arange(batch.mask.shape[1])[None, :] == last[:, None]
+            assert not (batch.dones & ~at_last).any()                # an end is always a window's last step
+            seen |= {int(code) for code, done in zip(batch.mu[rows, last, 0], batch.dones[rows, last]) if done}
+        assert seen == ends
+        assert len(transitions(real_windows(batches))) == sum(n - 1 for n in lengths)
+
+
+def test_sequence_batches_group_similar_lengths(tmp_path):
+    """Windows are batched with others of about their length, so the padding a batch carries is small."""
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(20, 200, 64).tolist()
+    data = SequenceDataset(write_latents(tmp_path, lengths), batch_size=8, seq_len=200, seed=0)
+    batches = list(data.epoch(0))
+    padding = sum((~b.mask).sum() for b in batches) / sum(b.mask.size for b in batches)
+    shuffled = np.array(lengths)[rng.permutation(64)].reshape(8, 8)
+    padding_unsorted = 1 - shuffled.sum() / (shuffled.max(axis=1).sum() * 8)
+    assert padding < 0.1 < padding_unsorted
 
 
 def test_sequence_epochs_are_deterministic_and_resume_by_slicing(tmp_path):

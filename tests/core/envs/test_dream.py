@@ -6,7 +6,7 @@ from wm_studio.cli import main
 from wm_studio.core.errors import ConfigError
 from wm_studio.core.export import read_animation
 from wm_studio.core.files import save_npz
-from wm_studio.core.envs.dream import DreamEnv, real_starts
+from wm_studio.core.envs.dream import DreamEnv, episode_starts
 from wm_studio.core.models.controller import Controller, save_controller
 from wm_studio.core.models.mdnrnn import MDNRNN
 from wm_studio.core.models.serialization import save_model
@@ -78,7 +78,7 @@ def test_the_done_threshold_ends_doom_dreams():
     z1, reward, terminated, truncated, info = env.step(np.zeros((2, 2), np.float32))
     assert terminated.all() and not truncated.any() and not info["alive"].any()
     np.testing.assert_allclose(info["done_prob"], 1 / (1 + np.exp(-1.0)), rtol=1e-5)
-    np.testing.assert_array_equal(reward, 0.0)
+    np.testing.assert_array_equal(reward, 1.0)      # the step on which M predicts the end counts as survived
     # An ended dream stays ended and frozen.
     z2, reward, terminated, _, _ = env.step(np.zeros((2, 2), np.float32))
     np.testing.assert_array_equal(z2, z1)
@@ -140,9 +140,7 @@ def tiny_run(tmp_path_factory):
 def test_render_decodes_every_row(tiny_run):
     run, vae = tiny_run
     files = sorted(run.latents_dir.glob("*.npz"))
-    starts = real_starts(files, 6, np.random.default_rng(0))
     real = np.concatenate([np.load(f)["mu"] for f in files])
-    assert starts.shape == (6, Z) and all((np.abs(real - row).max(axis=1) == 0).any() for row in starts)
     env = DreamEnv(MDNRNN(Z, A, H, seed=0), vae, batch=3, seed=0)
     env.reset(real[[0, 5, 13]])
     frames = env.render()
@@ -191,3 +189,35 @@ def test_the_dream_command_lets_the_controller_drive(tiny_run, tmp_path, capsys)
     assert len(driven) == len(random) == 10
     np.testing.assert_array_equal(driven[0], random[0])              # the same start frame
     assert any(not np.array_equal(a, b) for a, b in zip(driven[1:], random[1:]))   # other actions, other dream
+
+
+def test_a_dream_starts_from_an_episodes_first_frame_with_z_drawn_from_v(tiny_run):
+    """As in the original code: the start is the first frame of a real episode, z ~ N(mu, exp(logvar)) of V's
+    encoding of it, and M's state is zero."""
+    run, _ = tiny_run
+    files = sorted(run.latents_dir.glob("*.npz"))
+    starts = episode_starts(files)
+    assert starts.shape == (2, 2, Z)
+    for start, path in zip(starts, files):
+        np.testing.assert_array_equal(start, [np.load(path)["mu"][0], np.load(path)["logvar"][0]])
+    np.testing.assert_array_equal(episode_starts(files, step=3)[1, 0], np.load(files[1])["mu"][3])
+    np.testing.assert_array_equal(episode_starts(files, step=99)[0, 0], np.load(files[0])["mu"][-1])
+    narrow = starts.copy()
+    narrow[:, 1] = np.log(0.01 ** 2)                     # sigma 0.01
+    env = DreamEnv(MDNRNN(Z, A, H, seed=0), batch=4000, seed=0, starts=narrow)
+    z, info = env.reset()
+    assert not info["h"].any() and not info["c"].any()
+    nearest = np.abs(z[:, None, :] - narrow[None, :, 0]).max(axis=2).argmin(axis=1)
+    offsets = z - narrow[nearest, 0]
+    assert set(nearest.tolist()) == {0, 1}
+    assert 0.009 < offsets.std() < 0.011 and abs(offsets.mean()) < 0.001
+
+
+def test_a_restart_resets_ms_state():
+    env = DreamEnv(doom_mdn(-5.0), batch=2, max_steps=100, seed=0)
+    env.reset(np.zeros((2, Z), np.float32))
+    for _ in range(5):
+        _, _, _, _, info = env.step(np.ones((2, 2), np.float32))
+    assert np.abs(info["h"]).max() > 0
+    _, info = env.reset(np.zeros((2, Z), np.float32))
+    assert not info["h"].any() and not info["c"].any() and env.alive.all() and env.steps == 0

@@ -85,6 +85,29 @@ def test_carracing_same_seed_same_episode(car):
     assert not np.array_equal(first[1], different[1])
 
 
+@pytest.mark.parametrize("seed", [3, 1234])
+def test_carracing_draws_every_frame_as_gym_does_pixel_for_pixel(seed):
+    """Our CarRacing draws the road from numpy arrays (faster); the frames must be gym's own, pixel for pixel, the
+    zoom of the first second, tiles the car has touched (they change colour) and a spin off the road included."""
+    from wm_studio.core.envs.carracing import fast_car_racing_class, gym_car_racing_class
+    stock, fast = gym_car_racing_class()(verbose=False), fast_car_racing_class()(verbose=False)
+    try:
+        first, _ = stock.reset(seed=seed)
+        np.testing.assert_array_equal(fast.reset(seed=seed)[0], first)
+        rng = np.random.default_rng(seed)
+        for step in range(160):
+            steer = 1.0 if step > 120 else rng.uniform(-1, 1)
+            action = np.array([steer, rng.uniform(0.3, 1), 0.0], np.float32)
+            expected, reward, *_ = stock.step(action)
+            frame, fast_reward, *_ = fast.step(action)
+            assert np.array_equal(frame, expected), f"step {step}"
+            assert fast_reward == reward
+        assert stock.tile_visited_count > 5
+    finally:
+        stock.close()
+        fast.close()
+
+
 def test_make_env_seed_is_used_by_the_first_reset():
     with opened("carracing", seed=21) as a, opened("carracing", seed=21) as b:
         np.testing.assert_array_equal(a.reset()[1]["frame"], b.reset()[1]["frame"])

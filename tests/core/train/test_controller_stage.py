@@ -185,6 +185,33 @@ def test_the_command_trains_records_options_and_resumes(tiny_run, capsys):
     assert len(run.read_metrics("controller")) == 2
 
 
+def test_doom_fitness_in_the_dream_differs_between_candidates_on_the_tiny_preset(tiny_run):
+    """The tiny preset trains Doom's C in the dream without a step cap: candidates last different numbers of
+    steps, so CMA-ES has something to rank (a cap every dream reached gave them all the same fitness)."""
+    run = tiny_run("doom", episode=2100, generations=1, sigma0=2.0)   # candidates that act differently
+    plant_left_kills(run)
+    settings = ControllerSettings.from_config(run.config)
+    assert settings.in_dream and settings.max_steps is None and settings.eval_max_steps is None
+    last = list(train_controller(run, backend="serial"))[-1]
+    assert len(np.unique(last.fitness)) > len(last.fitness) // 2
+    assert last.rewards.max() > 1.5 * last.rewards.min()
+
+
+def plant_left_kills(run):
+    """Rewrite the run's M so that pressing left is what kills: LSTM unit 0 adds up the left presses (cell input
+    tanh(0.05 left), gates open), and the done logit is 8 h0 - 6 (about 20 presses); the rest of M stays as it was."""
+    from wm_studio.core.models.mdnrnn import load_mdn
+    from wm_studio.core.models.serialization import save_model
+    mdn = load_mdn(run.model_path("mdn"))
+    up, lateral, bias = mdn.lstm.upward.W.array, mdn.lstm.lateral.W.array, mdn.lstm.upward.b.array
+    up[0:4], lateral[0:4], bias[0:4] = 0.0, 0.0, [0.0, 20.0, 20.0, 20.0]   # unit 0: a, i, f, o
+    up[0, mdn.z_size] = 0.05                                                # a = tanh(0.05 left)
+    mdn.head.W.array[-1] = 0.0
+    mdn.head.W.array[-1, 0] = 8.0
+    mdn.head.b.array[-1] = -6.0
+    save_model(run.model_path("mdn"), mdn, mdn.meta())
+
+
 class LosingRunner(RecordingRunner):
     """Says that a worker died with task 0 of the second batch of rollouts (ProcessRunner's record of it)."""
 

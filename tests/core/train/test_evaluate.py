@@ -78,3 +78,23 @@ def test_without_a_controller_the_error_names_the_command(tiny_run, capsys):
         next(evaluate(run, episodes=1, record="out.avi"))
     with pytest.raises(ConfigError, match="episodes"):
         next(evaluate(run, episodes=0))
+
+
+@pytest.mark.slow
+def test_doom_is_evaluated_as_carracing_is_steps_survived_on_the_same_seeds(tmp_path, capsys):
+    """The same command, flags and backends for Doom: the score is the steps survived in Take Cover (1 a step),
+    the seeds pick the episodes, and processes and serial give the same scores."""
+    pytest.importorskip("vizdoom")
+    from tests.tiny_run import make_run
+    run = make_run(tmp_path / "doom", game="doom", rollouts=1, steps=8)
+    serial = list(evaluate(run, episodes=2, seed=5, backend="serial"))[-1].report
+    assert serial.game == "doom" and (serial.controller_rewards == serial.controller_steps).all()
+    assert (serial.random_rewards == serial.random_steps).all() and serial.random_steps.min() > 10
+    movie = tmp_path / "doom.mp4"
+    assert main(["evaluate", "--run", str(run.root), "--episodes", "2", "--seed", "5", "--workers", "2",
+                 "--record", str(movie), "--scale", "1"]) == 0
+    saved = load_json(run.root / "metrics" / "evaluation.json")
+    assert saved["controller_rewards"] == serial.controller_rewards.tolist()
+    assert saved["random_rewards"] == serial.random_rewards.tolist()
+    frames = read_animation(movie)
+    assert len(frames) == serial.controller_steps[0] + 1 and frames[0].shape == (240, 320, 3)

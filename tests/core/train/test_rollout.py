@@ -200,16 +200,89 @@ def test_a_carracing_dream_pays_nothing_and_is_refused(tiny_run):
 
 
 @pytest.mark.slow
-def test_doom_dreams_pay_one_per_step_and_match_on_every_backend(tiny_run):
+def test_doom_dreams_pay_one_per_step_and_match_on_every_backend_and_split(tiny_run):
     spec = dream_spec(tiny_run("doom"), tau=1.15)
     params = random_params(spec, 5, scale=1.0)
     with make_runner("serial") as serial:
-        rewards, steps = DreamEvaluator(serial, spec, rows_per_task=4).evaluate(params, [1, 2, 3], 30)
+        rewards, steps = DreamEvaluator(serial, spec).evaluate(params, [1, 2, 3], 30)        # one task
     with make_runner("processes", workers=2) as runner:
         again = DreamEvaluator(runner, spec, rows_per_task=4).evaluate(params, [1, 2, 3], 30)
     assert rewards.shape == steps.shape == (5, 3)
-    # Doom's dream pays 1 per step survived: every step but the one on which M ends the episode.
-    survived = np.where(steps < 30, steps - 1, steps)
-    np.testing.assert_array_equal(rewards, survived)
+    # Doom's dream pays 1 per step survived, the step on which M ends the episode included (the original).
+    np.testing.assert_array_equal(rewards, steps)
     assert (steps >= 1).all() and (steps <= 30).all() and len(set(steps.ravel())) > 2
     np.testing.assert_array_equal(again[0], rewards)
+
+
+def test_the_numpy_mdn_step_equals_the_mdn_rnns_with_its_done_head():
+    from wm_studio.core.train.inference import LeanMDN
+    mdn = MDNRNN(6, 2, 16, predict_done=True, seed=3)
+    lean = LeanMDN(model_arrays(mdn), gaussians=5, predict_done=True)
+    assert (lean.z_size, lean.action_size, lean.hidden) == (6, 2, 16)
+    rng = np.random.default_rng(0)
+    z, action = rng.normal(size=(4, 6)).astype(np.float32), rng.uniform(0, 1, (4, 2)).astype(np.float32)
+    mixture, done_prob, state = mdn.step(z, action)
+    h, c = lean.step(z, action, *lean.initial_state(4))
+    logits, mu, log_sigma, done_logit = lean.head(h)
+    for ours, theirs in zip((logits, mu, log_sigma), mixture):
+        np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    np.testing.assert_allclose(1 / (1 + np.exp(-done_logit)), done_prob, atol=1e-6)
+
+
+class CountdownMDN:
+    """A stand-in M whose dream of a row lasts exactly start_mu[0] steps: h[:, 0] counts the steps, h[:, 1] keeps
+    the lifetime, and the next z is always the start (sigma 0). It records the batch of every step."""
+    z_size, predict_done, gaussians = 2, True, 1
+
+    def __init__(self):
+        self.batches = []
+
+    def initial_state(self, rows):
+        return np.zeros((rows, 2), np.float32), np.zeros((rows, 2), np.float32)
+
+    def step(self, z, action, h, c):
+        self.batches.append(len(z))
+        return np.stack([h[:, 0] + 1, z[:, 0]], axis=1), c
+
+    def mixture(self, h):
+        mu = np.repeat(h[:, 1:2], 2, axis=1)[..., None]
+        return np.zeros_like(mu), mu, np.full_like(mu, -np.inf)
+
+    def done_logits(self, h):
+        return np.where(h[:, 0] >= h[:, 1], 10.0, -10.0).astype(np.float32)
+
+
+def test_a_batched_dream_drops_rows_whose_episode_ended():
+    from wm_studio.core.envs.dream import RandomActor, run_dreams
+    lifetimes = np.array([3, 7, 1, 5], np.float32)
+    starts = np.stack([np.stack([lifetimes, lifetimes], 1), np.full((4, 2), -np.inf, np.float32)], axis=1)
+    mdn = CountdownMDN()
+    actor = RandomActor("doom", 1, 4, np.random.default_rng(0))
+    survived = run_dreams(mdn, actor, starts, np.arange(4), 1.15, 0.5, max_steps=100, seed=0)
+    np.testing.assert_array_equal(survived, lifetimes)             # the step M ends the episode on counts
+    assert mdn.batches == [4, 3, 3, 2, 2, 1, 1] and actor.rows == 0
+    capped = run_dreams(CountdownMDN(), RandomActor("doom", 1, 4, np.random.default_rng(0)), starts,
+                        np.arange(4), 1.15, 0.5, max_steps=4, seed=0)
+    np.testing.assert_array_equal(capped, [3, 4, 1, 4])
+
+
+def test_rows_of_one_lane_share_their_luck_and_never_depend_on_other_rows(tiny_run):
+    from wm_studio.core.envs.dream import episode_starts, run_dreams
+    from wm_studio.core.models.controller import ControllerBatch
+    from wm_studio.core.train.inference import lean_mdn
+    run = tiny_run("doom")
+    mdn = lean_mdn(run.model_path("mdn"))
+    mdn.done_weight *= 20.0                  # p(done) swings with the state: dreams end at different steps
+    mdn.done_bias[:] = -2.0
+    starts = episode_starts(sorted(run.latents_dir.glob("*.npz")))
+    spec = dream_spec(run)
+    params = random_params(spec, 3, scale=1.0)
+
+    def survived(rows, lanes):
+        batch = ControllerBatch(spec.shape, params[rows])
+        return run_dreams(mdn, batch, starts[np.asarray(lanes) % len(starts)], lanes, 1.15, 0.5, 200, seed=5)
+    together = survived([0, 1, 2, 0, 1, 2], [0, 0, 0, 1, 1, 1])
+    assert len(set(together.tolist())) > 2
+    for row, lane, steps in zip([0, 1, 2, 0, 1, 2], [0, 0, 0, 1, 1, 1], together):
+        assert survived([row], [lane]) == steps                     # alone, the same dream
+    np.testing.assert_array_equal(survived([1, 1, 1], [2, 2, 2]), survived([1], [2]).repeat(3))

@@ -5,7 +5,8 @@ out in consecutive batches:
 
 1. the epoch's generator (from `(seed, epoch)`) shuffles the order of the files;
 2. the files are taken `chunk_rollouts` at a time; the items of one chunk are pooled and shuffled with a
-   generator of their own (from `(seed, epoch, chunk)`), so items from different rollouts share a batch;
+   generator of their own (from `(seed, epoch, chunk)`), so items from different rollouts share a batch
+   (windows for M are shuffled in groups of similar length, so that a batch carries little padding);
 3. the shuffled chunks are laid end to end and sliced into batches of `batch_size` (a batch may straddle two
    chunks; only the last batch of an epoch may be smaller).
 
@@ -109,13 +110,16 @@ class _ChunkedStream:
         order = np.random.default_rng([self.seed, index]).permutation(len(self.files))
         return [order[i:i + self.chunk_rollouts] for i in range(0, len(order), self.chunk_rollouts)]
 
-    def _chunk_items(self, index: int, chunk: int, file_indices: np.ndarray):
-        """The chunk's items (a tuple of arrays sharing the first axis), shuffled; two copies at most at a time."""
+    def _chunk_items(self, index: int, chunk: int, file_indices: np.ndarray, phase: int):
+        """The chunk's items (a tuple of arrays sharing the first axis), shuffled; two copies at most at a time.
+
+        `phase` is the chunk-local position of its first batch boundary (the chunk's first `phase` items finish
+        the batch that the previous chunk began)."""
         parts = [self._read_items(int(i), np.random.default_rng([self.seed, index, chunk, int(i)]))
                  for i in file_indices]
         pooled = [np.concatenate(column) for column in zip(*parts)]
         del parts
-        order = np.random.default_rng([self.seed, index, chunk]).permutation(len(pooled[0]))
+        order = self._order(pooled, np.random.default_rng([self.seed, index, chunk]), phase)
         shuffled = []
         while pooled:
             shuffled.append(pooled.pop(0)[order])
@@ -123,6 +127,11 @@ class _ChunkedStream:
 
     def _read_items(self, file_index: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
         raise NotImplementedError
+
+    def _order(self, pooled: list[np.ndarray], rng: np.random.Generator, phase: int) -> np.ndarray:
+        """The order in which a chunk's pooled items are handed out: a plain shuffle unless a subclass knows
+        better."""
+        return rng.permutation(len(pooled[0]))
 
     def _batches(self, index: int, start_batch: int) -> Iterator[tuple[np.ndarray, ...]]:
         if index < 0:
@@ -139,7 +148,7 @@ class _ChunkedStream:
                 offset += size
                 continue
             items = None  # let the previous chunk go before the next one is read
-            items = self._chunk_items(index, chunk, file_indices)
+            items = self._chunk_items(index, chunk, file_indices, phase=-offset % self.batch_size)
             if offset < start:
                 items = tuple(column[start - offset:] for column in items)
             offset += size
@@ -204,13 +213,19 @@ class SequenceBatch:
 
 
 class SequenceDataset(_ChunkedStream):
-    """Windows of `seq_len` consecutive steps from the latent files, shuffled across rollouts.
+    """Windows of at most `seq_len` consecutive steps from the latent files, shuffled across rollouts, such that
+    every transition and every episode end is in exactly one window every epoch.
 
-    Per epoch a rollout of T steps gives max(1, T // seq_len) windows that do not overlap, laid at a random
-    offset, so nearly every step is seen once an epoch and window edges move from epoch to epoch. A rollout
-    shorter than seq_len gives one padded window (see SequenceBatch.mask). A model that predicts step t+1 from
-    step t gets seq_len - 1 transitions per window: pass seq_len + 1 for seq_len transitions (the paper: 999
-    transitions from 1000-step rollouts).
+    A model that predicts step t+1 from step t gets the transitions inside a window, so consecutive windows of a
+    rollout share one step: a rollout of T <= seq_len steps is one window; a longer one is cut into
+    ceil((T - 1) / (seq_len - 1)) windows, the first starting at step 0 (where a dream starts, from a zero
+    state) and the last ending at the rollout's final step (where a Doom episode ends). The inner windows have
+    seq_len steps; where the first one ends is drawn anew every epoch, so window edges move between epochs.
+    A window shorter than seq_len is padded with zeros (see SequenceBatch.mask). Pass seq_len + 1 for seq_len
+    transitions per window (the paper: 999 transitions from 1000-step rollouts).
+
+    Windows of similar length are batched together, and a batch is cut to its longest window, so little of
+    the arithmetic is spent on padding.
     """
 
     def __init__(self, latent_files: Sequence, batch_size: int, seq_len: int, seed: int,
@@ -235,7 +250,7 @@ class SequenceDataset(_ChunkedStream):
             raise CheckpointError(f"the latent files disagree on (z size, action size): {sorted(sizes)}; "
                                   f"encode all rollouts with the same V")
         self.z_size, self.action_size = sizes.pop() if sizes else (0, 0)
-        counts = [max(1, length // self.seq_len) for length in self.lengths]
+        counts = [window_count(length, self.seq_len) for length in self.lengths]
         super().__init__(kept, counts, batch_size, seed, chunk_rollouts)
 
     @property
@@ -245,7 +260,7 @@ class SequenceDataset(_ChunkedStream):
     def _read_items(self, file_index, rng):
         path = self.files[file_index]
         arrays, _ = load_npz(path, required=LATENT_ARRAYS)
-        length, seq_len = self.lengths[file_index], self.seq_len
+        length = self.lengths[file_index]
         if len(arrays["mu"]) != length or any(len(arrays[k]) != length for k in LATENT_ARRAYS):
             raise CheckpointError(f"{path}: its arrays do not all have {length} steps")
         columns = {"mu": arrays["mu"].astype(np.float32, copy=False),
@@ -254,16 +269,44 @@ class SequenceDataset(_ChunkedStream):
                    "rewards": arrays["rewards"].astype(np.float32, copy=False).reshape(length),
                    "dones": arrays["dones"].astype(bool, copy=False).reshape(length),
                    "mask": np.ones(length, dtype=bool)}
-        if length < seq_len:
-            pad = seq_len - length
-            return tuple(np.pad(column, [(0, pad)] + [(0, 0)] * (column.ndim - 1))[None]
-                         for column in columns.values())
-        count = length // seq_len
-        first = int(rng.integers(0, length - count * seq_len + 1))
-        starts = first + seq_len * np.arange(count)
-        steps = starts[:, None] + np.arange(seq_len)[None, :]
-        return tuple(column[steps] for column in columns.values())
+        starts, sizes = window_bounds(length, self.seq_len, rng)
+        # Index `length` is a padding row of zeros (mask False) appended to every column.
+        steps = starts[:, None] + np.arange(self.seq_len)[None, :]
+        steps = np.where(np.arange(self.seq_len)[None, :] < sizes[:, None], steps, length)
+        return tuple(np.concatenate([column, np.zeros_like(column[:1])])[steps] for column in columns.values())
+
+    def _order(self, pooled, rng, phase):
+        """Shuffled, then sorted by window length into batch-sized groups whose order is shuffled again."""
+        order = rng.permutation(len(pooled[0]))
+        lengths = pooled[-1][order].sum(axis=1)                  # the mask is the last column
+        order = order[np.argsort(-lengths, kind="stable")]
+        head, rest = order[:phase], order[phase:]
+        groups = [rest[i:i + self.batch_size] for i in range(0, len(rest), self.batch_size)]
+        whole = [g for g in groups if len(g) == self.batch_size]
+        tail = [g for g in groups if len(g) < self.batch_size]    # it joins the next chunk's first batch
+        shuffled = [whole[i] for i in rng.permutation(len(whole))]
+        return np.concatenate([head, *shuffled, *tail]).astype(np.int64)
 
     def epoch(self, index: int, start_batch: int = 0) -> Iterator[SequenceBatch]:
         for columns in self._batches(index, start_batch):
-            yield SequenceBatch(*columns)
+            used = int(columns[-1].any(axis=0).nonzero()[0].max()) + 1   # cut the padding every window shares
+            yield SequenceBatch(*(column[:, :used] for column in columns))
+
+
+def window_count(length: int, seq_len: int) -> int:
+    """How many windows of at most seq_len steps, consecutive ones sharing a step, cover a rollout."""
+    return 1 if length <= seq_len else math.ceil((length - 1) / (seq_len - 1))
+
+
+def window_bounds(length: int, seq_len: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(first step, steps) of each window of a rollout: the first window starts at step 0, the last one ends at
+    the final step, the inner ones are seq_len long, and the first one's length is drawn from rng."""
+    count = window_count(length, seq_len)
+    if count == 1:
+        return np.zeros(1, np.int64), np.array([length], np.int64)
+    hop = seq_len - 1                                   # transitions in a full window
+    spare = (length - 1) - (count - 2) * hop            # transitions the first and last windows share out
+    first = int(rng.integers(max(1, spare - hop), min(hop, spare - 1) + 1))
+    sizes = np.array([first + 1] + [seq_len] * (count - 2) + [spare - first + 1], np.int64)
+    starts = np.concatenate([[0], np.cumsum(sizes[:-1] - 1)]).astype(np.int64)
+    return starts, sizes

@@ -143,6 +143,10 @@ class ControllerBatch:
         raw = np.tanh(np.einsum("roi,ri->ro", self.weight, features) + self.bias)
         return to_game_action(self.shape.game, raw)
 
+    def keep(self, mask) -> None:
+        """Keep only the rows where mask is True (a batched dream drops the rows whose episode ended)."""
+        self.weight, self.bias = self.weight[mask], self.bias[mask]
+
 
 def save_controller(path, controller: Controller, extra_meta: dict | None = None):
     """Write models/controller.npz (float32, atomic); extra_meta (score, generation...) goes into its meta."""

@@ -201,20 +201,33 @@ def sample(mixture: Mixture, tau: float, rng: np.random.Generator):
     exp(log sigma) is the standard deviation (using the variance there was an earlier defect). tau 0 gives the
     most likely component's mean. Random numbers come from the numpy `rng` and are moved to the mixture's device.
     """
+    xp = _array_module(mixture.mu)
+    shape = mixture.mu.shape[:-1]
+    uniform = xp.asarray(rng.random(shape, dtype=np.float32))
+    normal = xp.asarray(rng.standard_normal(shape, dtype=np.float32))
+    return sample_with_noise(mixture, tau, uniform, normal)
+
+
+def sample_with_noise(mixture: Mixture, tau: float, uniform, normal):
+    """`sample` with its random numbers given: uniform picks each dimension's component (inverse CDF), normal
+    (same shape, (..., z)) is the Gaussian noise. Dreams that share noise share their randomness."""
     if tau < 0:
         raise ValueError(f"temperature must be >= 0, got {tau}")
     xp = _array_module(mixture.mu)
-    weights = mixture_weights(mixture, tau)
-    cumulative = xp.cumsum(weights, axis=-1)
-    uniform = xp.asarray(rng.random(cumulative.shape[:-1] + (1,), dtype=np.float32))
-    # Index of the first component whose cumulative weight exceeds the uniform draw (inverse CDF), as a one-hot
-    # mask (plain array arithmetic that every numpy and CuPy version has).
-    chosen = xp.minimum((cumulative < uniform).sum(axis=-1), weights.shape[-1] - 1)
-    one_hot = xp.arange(weights.shape[-1]) == chosen[..., None]
-    mu = (mixture.mu * one_hot).sum(axis=-1)
-    sigma = xp.exp((mixture.log_sigma * one_hot).sum(axis=-1))
-    noise = xp.asarray(rng.standard_normal(mu.shape, dtype=np.float32))
-    return (mu + sigma * noise * math.sqrt(tau)).astype(np.float32)
+    logits = mixture.logits
+    if tau <= 0:
+        chosen = logits.argmax(axis=-1)
+    else:
+        # Inverse CDF on the unnormalised weights exp((logits - max) / tau): the first component whose running
+        # sum passes uniform * total.
+        weights = xp.exp((logits - logits.max(axis=-1, keepdims=True)) * (1.0 / tau))
+        cumulative = xp.cumsum(weights, axis=-1)
+        chosen = (cumulative < (uniform * cumulative[..., -1])[..., None]).sum(axis=-1)
+        chosen = xp.minimum(chosen, logits.shape[-1] - 1)
+    index = chosen[..., None]
+    mu = xp.take_along_axis(mixture.mu, index, axis=-1)[..., 0]
+    sigma = xp.exp(xp.take_along_axis(mixture.log_sigma, index, axis=-1)[..., 0])
+    return (mu + sigma * normal * math.sqrt(tau)).astype(np.float32)
 
 
 def load_mdn(path, device=None) -> MDNRNN:

@@ -35,7 +35,7 @@ class Rows:
     """
 
     def __init__(self, width: int, rows=None):
-        rows = np.asarray(rows if rows is not None else np.zeros((0, width)), dtype=np.float64).reshape(-1, width)
+        rows = widen(rows if rows is not None else np.zeros((0, width)), width)
         self._data = np.zeros((max(256, 2 * len(rows)), width))
         self._data[:len(rows)] = rows
         self.count = len(rows)
@@ -52,6 +52,15 @@ class Rows:
         rows = self._data[:self.count]
         rows.flags.writeable = False
         return rows
+
+
+def widen(rows, width: int) -> np.ndarray:
+    """Rows (N, w) as (N, width) float64: columns a table gained since the rows were written are NaN."""
+    rows = np.asarray(rows, dtype=np.float64)
+    rows = rows.reshape(-1, width) if rows.ndim != 2 else rows
+    if rows.shape[1] < width:
+        rows = np.concatenate([rows, np.full((len(rows), width - rows.shape[1]), np.nan)], axis=1)
+    return rows
 
 
 @dataclass

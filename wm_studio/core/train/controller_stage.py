@@ -35,8 +35,7 @@ from wm_studio.core.parallel import BACKENDS, make_runner
 from wm_studio.core.presets import GAMES
 from wm_studio.core.runs import Run
 from wm_studio.core.train.checkpointing import prefixed
-from wm_studio.core.train.rollout import (DREAM_ROWS_PER_TASK, DreamEvaluator, GameEvaluator, dream_spec,
-                                          game_spec)
+from wm_studio.core.train.rollout import DreamEvaluator, GameEvaluator, dream_spec, game_spec
 
 STAGE = "controller"
 CSV_COLUMNS = ("generation", "time", "best", "mean", "worst", "sigma")
@@ -65,11 +64,12 @@ class ControllerSettings:
     separable: bool = False             # SepCMAES (diagonal C) instead of the full CMA-ES
     seed: int = 0
     task_timeout: float = 600.0         # a rollout running longer than this is treated as hung
-    dream_rows: int = DREAM_ROWS_PER_TASK
+    dream_rows: int | None = None       # dream rows per task (None: all of a generation's dreams in one task)
 
     def __post_init__(self):
-        bad = [f"{name} = {getattr(self, name)}" for name in ("popsize", "rollouts", "generations", "eval_every",
-                                                               "eval_rollouts", "dream_rows")
+        counts = ("popsize", "rollouts", "generations", "eval_every", "eval_rollouts") + (
+            ("dream_rows",) if self.dream_rows is not None else ())
+        bad = [f"{name} = {getattr(self, name)}" for name in counts
                if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1)]
         if self.popsize < 2:
             bad.append(f"popsize = {self.popsize} (CMA-ES needs at least 2)")
@@ -174,15 +174,17 @@ def make_evaluator(run: Run, settings: ControllerSettings, runner):
 
 
 def train_controller(run: Run, settings: ControllerSettings | Mapping[str, Any] | None = None, runner=None,
-                     backend: str = "processes", workers: int | None = None, cluster: str | None = None
+                     backend: str | None = None, workers: int | None = None, cluster: str | None = None
                      ) -> Iterator[ControllerSnapshot]:
     """Evolve C with CMA-ES, yielding a snapshot after every generation; resumes from the newest checkpoint.
 
     runner: a wm_studio.core.parallel runner to use (left open), or None to make one from backend / workers /
-    cluster (closed when the stage ends).
+    cluster (closed when the stage ends). The default backend: processes for the real game; for the dream,
+    serial: one process steps all of a generation's dreams at once and its BLAS uses every core.
     """
     if not isinstance(settings, ControllerSettings):
         settings = ControllerSettings.from_config(run.config, settings)
+    backend = backend or ("serial" if settings.in_dream and not cluster else "processes")
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     episode = episode_steps(run.config)
@@ -236,7 +238,7 @@ def _generation(run: Run, settings: ControllerSettings, state: _State, evaluator
             state.best_eval, state.best_eval_generation = eval_score, generation
             save_controller(run.model_path(STAGE), Controller(evaluator.shape, es.mean),
                             {"score": eval_score, "generation": generation, "eval_rollouts": settings.eval_rollouts,
-                             "in_dream": settings.in_dream})
+                             "in_dream": settings.in_dream} | ({"tau": settings.tau} if settings.in_dream else {}))
     seconds = time.monotonic() - start
     state.elapsed += seconds
     finite = fitness[np.isfinite(fitness)]

@@ -32,7 +32,7 @@ from wm_studio.core.models.controller import Controller, load_controller, to_gam
 from wm_studio.core.runs import Run
 from wm_studio.core.train.controller_stage import ControllerSettings, episode_steps
 from wm_studio.core.train.evaluate import EvaluationReport, controller_path, evaluate, evaluation_seeds
-from wm_studio.core.train.rollout import (START_POOL, DreamTask, DreamWorld, dream, dream_spec, game_spec,
+from wm_studio.core.train.rollout import (DreamWorld, dream, dream_spec, dream_tasks, game_spec,
                                           random_policy_rng)
 
 POLICIES = ("controller", "random")
@@ -182,37 +182,17 @@ def dream_scores(run: Run, params: np.ndarray | None, inputs: str, seeds: np.nda
                  ) -> np.ndarray:
     """Dream score of one controller (params) or of the random policy (None), one dream per seed, batched.
 
-    Dream k starts from the pool latent that seeds[k] picks, as the controller stage's dreams do."""
+    Dream k starts from the first frame of the episode that seeds[k] picks, as the controller stage's dreams do."""
     world = world or dream_spec(run, inputs, tau, done_threshold).load()
     seeds = np.asarray(seeds, dtype=np.int64)
     limit = int(max_steps or episode_steps(run.config))
-    starts = seeds % START_POOL
-    noise_seed = int(np.random.SeedSequence([DREAM_TAG, *seeds.tolist()]).generate_state(1)[0])
-    if params is not None:
-        rows = np.repeat(np.asarray(params, dtype=np.float64)[None], len(seeds), axis=0)
-        totals, _ = dream(world, DreamTask(rows, starts, noise_seed, limit))
-        return totals
-    return _random_dream(world, starts, noise_seed, limit)
-
-
-def _random_dream(world: DreamWorld, starts: np.ndarray, seed: int, max_steps: int) -> np.ndarray:
-    """rollout.dream() with the random policy: a uniform raw action per row and step, the game's mapping."""
-    from wm_studio.core.envs.dream import DreamEnv
-    spec = world.spec
-    env = DreamEnv(world.mdn, tau=spec.tau, done_threshold=spec.done_threshold, max_steps=max_steps,
-                   batch=len(starts), seed=seed)
-    rng = np.random.default_rng([seed, DREAM_TAG])
-    env.reset(initial_z=world.pool[np.asarray(starts) % len(world.pool)])
-    totals = np.zeros(len(starts))
-    outputs = spec.shape.outputs
-    while env.alive.any():
-        raw = rng.uniform(-1.0, 1.0, (len(starts), outputs))
-        _, reward, _, _, _ = env.step(to_game_action(spec.game, raw))
-        totals += reward
+    rows = None if params is None else np.asarray(params, dtype=np.float64)[None]
+    (task,) = dream_tasks(rows, seeds, limit)
+    totals, _ = dream(world, task)
     return totals
 
 
-def score_controller(run: Run, episodes: int, seed: int = 0, runner=None, backend: str = "processes",
+def score_controller(run: Run, episodes: int, seed: int = 0, runner=None, backend: str | None = None,
                      workers: int | None = None) -> Iterator[ScoreSnapshot]:
     """The controller and the random policy: `episodes` real episodes each (core evaluate), then as many dreams
     each where the run's M can score them. One snapshot per real episode, one for the dreams."""

@@ -101,7 +101,7 @@ def controller_path(run: Run) -> Path:
 
 
 def evaluate(run: Run, episodes: int, seed: int = 0, record=None, fps: float | None = None, scale: int = 3,
-             runner=None, backend: str = "processes", workers: int | None = None, cluster: str | None = None,
+             runner=None, backend: str | None = None, workers: int | None = None, cluster: str | None = None,
              out=None) -> Iterator[EvaluateSnapshot]:
     """Play the controller and the random policy on the same `episodes` seeds; see the module docstring.
     `out`: a JSON file for the scores besides the run's metrics/evaluation.json (the only one for a bundle)."""
@@ -130,6 +130,7 @@ def evaluate(run: Run, episodes: int, seed: int = 0, record=None, fps: float | N
     frames = None
     own_runner = runner is None
     if own_runner:
+        backend = backend or ("dask" if cluster else "processes")
         if backend == "processes":
             workers = min(workers or os.cpu_count() or 1, len(tasks))
         runner = make_runner(backend, workers, cluster=cluster)

@@ -21,7 +21,7 @@ import numpy as np
 from wm_studio.core.errors import CheckpointError
 from wm_studio.core.files import META_KEY
 from wm_studio.core.runs import Run
-from wm_studio.core.train.checkpointing import epoch_counts, prefixed
+from wm_studio.core.train.checkpointing import epoch_counts, prefixed, widen
 
 NO_FRAMES = np.zeros((0, 64, 64, 3), np.uint8)
 
@@ -111,8 +111,8 @@ def _epoch_fields(path: Path, epochs: int, history_width: int, heldout_width: in
     per_epoch = int(meta.get("batches_per_epoch") or 1)
     epoch, batch = int(meta.get("epoch", 0)), int(meta.get("batch", 0))
     return {**epoch_counts(epoch, batch, per_epoch, epochs),
-            "history": arrays.get("history", np.zeros((0, history_width))).reshape(-1, history_width),
-            "heldout": arrays.get("heldout", np.zeros((0, heldout_width))).reshape(-1, heldout_width),
+            "history": widen(arrays.get("history", np.zeros((0, history_width))), history_width),
+            "heldout": widen(arrays.get("heldout", np.zeros((0, heldout_width))), heldout_width),
             "finished": epoch >= epochs}
 
 
@@ -130,9 +130,9 @@ def _vae(run: Run, path: Path, preview: bool):
 
 
 def _mdn(run: Run, path: Path):
-    from wm_studio.core.train.mdn_stage import MdnSettings, MdnSnapshot
+    from wm_studio.core.train.mdn_stage import HELDOUT_COLUMNS, MdnSettings, MdnSnapshot
     settings = MdnSettings.from_config(run.config)
-    fields = _epoch_fields(path, settings.epochs, 3, 2)
+    fields = _epoch_fields(path, settings.epochs, 3, len(HELDOUT_COLUMNS))
     heldout = fields["heldout"]
     nll, done_loss = _recent_means(fields["history"], slice(1, 3))
     empty = np.zeros((0, 4), np.float32)

@@ -11,7 +11,9 @@ models' (tests/core/train/test_rollout.py holds them to it); benchmarks/bench_co
   function of its seed (the same fitness on every backend).
 - `LeanLSTM(arrays)`: Chainer's StatelessLSTM step (upward Linear with bias, lateral Linear without; gates
   interleaved a, i, f, o per unit) on [z, action] and (h, c).
-Both take the arrays of a model file (serialization.read_model), so they need numpy only.
+- `LeanMDN(arrays)`: the whole M step, LSTM and mixture head (and Doom's done logit): what the dream runs for
+  thousands of rows at once while C trains in it.
+All take the arrays of a model file (serialization.read_model), so they need numpy only.
 """
 from __future__ import annotations
 
@@ -104,3 +106,55 @@ class LeanLSTM:
         c = cell_input * _sigmoid(gates[:, H:2 * H]) + _sigmoid(gates[:, 2 * H:3 * H]) * c
         h = _sigmoid(gates[:, 3 * H:]) * np.tanh(c)
         return h, c
+
+
+class LeanMDN(LeanLSTM):
+    """M's step in numpy: the LSTM, then the head read as per-dimension mixtures (and the done logit)."""
+
+    def __init__(self, arrays, gaussians: int, predict_done: bool):
+        super().__init__(arrays)
+        try:
+            weight, bias = arrays["head/W"], arrays["head/b"]          # (out, hidden): Chainer's Linear
+        except KeyError as exc:
+            raise CheckpointError(f"M's weights have no mixture head ({exc})") from None
+        self.gaussians, self.predict_done = int(gaussians), bool(predict_done)
+        mixture_width = weight.shape[0] - (1 if self.predict_done else 0)
+        if mixture_width % (3 * self.gaussians) or weight.shape[1] != self.hidden:
+            raise CheckpointError(f"M's head {weight.shape} does not fit {self.gaussians} Gaussians per dimension "
+                                  f"on a hidden state of {self.hidden}")
+        self.z_size = mixture_width // (3 * self.gaussians)
+        self.action_size = self.input_size - self.z_size
+        # Chainer's head writes (z, 3, K) per row; reorder its columns to (3, K, z), so that the sums and maxima
+        # over the K components run over whole rows of z values (numpy is slow on axes of 5 in a row).
+        z, k = self.z_size, self.gaussians
+        part, component, dim = np.meshgrid(np.arange(3), np.arange(k), np.arange(z), indexing="ij")
+        order = np.concatenate([(dim * 3 * k + part * k + component).ravel(), np.arange(mixture_width,
+                                                                                         weight.shape[0])])
+        self.head_weight = np.ascontiguousarray(weight[order].T, dtype=np.float32)
+        self.head_bias = bias[order].astype(np.float32)
+
+        width = 3 * k * z
+        self.mixture_weight, self.mixture_bias = self.head_weight[:, :width].copy(), self.head_bias[:width]
+        self.done_weight, self.done_bias = self.head_weight[:, width:].copy(), self.head_bias[width:]
+
+    def head(self, h: np.ndarray):
+        """(logits, mu, log_sigma), each (B, z, K) (views laid out K-major), and the done logit (B,) or None."""
+        return (*self.mixture(h), self.done_logits(h) if self.predict_done else None)
+
+    def mixture(self, h: np.ndarray):
+        """(logits, mu, log_sigma), each (B, z, K), views of one (B, 3, K, z) array."""
+        out = h @ self.mixture_weight
+        out += self.mixture_bias
+        params = out.reshape(len(h), 3, self.gaussians, self.z_size).transpose(0, 1, 3, 2)
+        return params[:, 0], params[:, 1], params[:, 2]
+
+    def done_logits(self, h: np.ndarray) -> np.ndarray:
+        """The done logit (B,) of each hidden state (an M with a done head)."""
+        return (h @ self.done_weight + self.done_bias)[:, 0]
+
+
+def lean_mdn(path) -> LeanMDN:
+    """LeanMDN of a model file (float16 or float32 on disk)."""
+    from wm_studio.core.models.serialization import read_model
+    arrays, meta = read_model(path, "mdn")
+    return LeanMDN(arrays, int(meta.get("gaussians", 5)), bool(meta.get("predict_done")))

@@ -6,7 +6,9 @@ redrawn from V's stored (mu, logvar) for every batch, z = mu + exp(logvar / 2) *
 own generator, so M sees V's uncertainty rather than one fixed code per frame. Adam with gradient-norm clipping.
 
 At the end of each epoch the NLL on held-out rollouts (a fixed split of the latent files, a fixed noise seed) goes
-to metrics/mdn.jsonl. Checkpoints (weights, Adam state, epoch, batch, generator, loss history) are written every
+to metrics/mdn.jsonl, and for Doom how well the done head predicts the held-out deaths (`done_prediction`: the
+share of deaths caught within DONE_WINDOW steps, false alarms per 1,000 steps before that, the mean p(done) at
+the final step), since a dream can only end, and C can only learn, where M predicts the end. Checkpoints (weights, Adam state, epoch, batch, generator, loss history) are written every
 `checkpoint_every_s` seconds, at each epoch's end and when the generator is closed; each also refreshes
 models/mdn.npz so the studio can load the newest M while training goes on (checkpointing.py).
 """
@@ -29,6 +31,9 @@ from wm_studio.core.train.checkpointing import (EpochProgress, StageCheckpoints,
 
 STAGE = "mdn"
 RECENT = 20                 # batches in the snapshot's running NLL
+# One row per finished epoch; the done columns are NaN for an M without a done head.
+HELDOUT_COLUMNS = ("epoch", "nll", "done_recall", "false_alarms_per_1000", "p_done_at_end")
+DONE_WINDOW = 5             # a death counts as caught when p(done) passes the threshold within its last 5 steps
 PREDICTION_DIMS = 4         # latent dimensions shown in the one-step prediction plot
 PREDICTION_STEPS = 100      # time steps shown in it
 
@@ -94,7 +99,7 @@ class MdnSnapshot:
     done_loss: float | None         # the same for the done head (Doom), None without one
     heldout_nll: float | None       # after the latest finished epoch
     history: np.ndarray             # (batches, 3): epoch, NLL, done loss (NaN without a done head)
-    heldout: np.ndarray             # (epochs finished, 2): epoch, held-out NLL
+    heldout: np.ndarray             # (epochs finished, 5): HELDOUT_COLUMNS
     true_next: np.ndarray           # (T, D) z_{t+1} of one training window, a few dimensions
     predicted_next: np.ndarray      # (T, D) the mixture mean M predicted for it from z_t, a_t, h_t
     finished: bool = False
@@ -105,6 +110,9 @@ class MdnSnapshot:
             parts.append(f"done {self.done_loss:.4f}")
         if self.heldout_nll is not None:
             parts.append(f"held-out {self.heldout_nll:.4f}")
+        if len(self.heldout) and np.isfinite(self.heldout[-1, 2]):
+            parts.append(f"deaths caught {self.heldout[-1, 2]:.0%}, false alarms "
+                         f"{self.heldout[-1, 3]:.2f}/1000 steps")
         return " ".join(parts)
 
 
@@ -135,8 +143,8 @@ def train_mdn(run: Run, settings: MdnSettings, device: Device) -> Iterator[MdnSn
     optimizer.setup(model)
     optimizer.add_hook(chainer.optimizer_hooks.GradientClipping(settings.grad_clip))
     checkpoints = StageCheckpoints(run, STAGE, model, optimizer, data.batches_per_epoch(),
-                                   {"batch_size": settings.batch_size, "seq_len": settings.seq_len}, (3, 2),
-                                   settings.checkpoint_every_s)
+                                   {"batch_size": settings.batch_size, "seq_len": settings.seq_len},
+                                   (3, len(HELDOUT_COLUMNS)), settings.checkpoint_every_s)
     progress = checkpoints.restore(settings.seed, "an M")
     xp = device.xp
     window = (np.zeros((0, PREDICTION_DIMS), np.float32),) * 2
@@ -157,14 +165,16 @@ def _train_batch(model, optimizer, batch, progress: EpochProgress, xp):
     descend(model, optimizer, total, progress, "M")
     progress.history.append([progress.epoch + 1, float(nll.array),
                              np.nan if done_loss is None else float(done_loss.array)])
-    return _prediction_window(z, mixture)
+    return _prediction_window(z, mixture, batch.mask)
 
 
-def _prediction_window(z, mixture: Mixture):
-    """True z_{t+1} and M's predicted mixture mean for the first window of the batch, a few dimensions."""
-    steps, dims = min(PREDICTION_STEPS, z.shape[1] - 1), min(PREDICTION_DIMS, z.shape[2])
-    first = Mixture(*(to_numpy(v.array[0, :steps, :dims]) for v in mixture))
-    return to_numpy(z[0, 1:steps + 1, :dims]).copy(), mixture_mean(first).astype(np.float32)
+def _prediction_window(z, mixture: Mixture, mask: np.ndarray):
+    """True z_{t+1} and M's predicted mixture mean for the longest window of the batch, a few dimensions."""
+    row = int(np.argmax(mask.sum(axis=1)))
+    steps = min(PREDICTION_STEPS, int(mask[row].sum()) - 1)
+    dims = min(PREDICTION_DIMS, z.shape[2])
+    window = Mixture(*(to_numpy(v.array[row, :steps, :dims]) for v in mixture))
+    return to_numpy(z[row, 1:steps + 1, :dims]).copy(), mixture_mean(window).astype(np.float32)
 
 
 def heldout_nll(model: MDNRNN, data: SequenceDataset, seed: int, xp) -> float:
@@ -193,9 +203,68 @@ def _finish_epoch(run: Run, model, settings: MdnSettings, progress: EpochProgres
         record["done_loss"] = float(rows[:, 2].mean())
     if heldout is not None:
         value = heldout_nll(model, heldout, settings.seed, xp)
-        progress.heldout.append([epoch, value])
+        row = [epoch, value, math.nan, math.nan, math.nan]
         record["heldout_nll"] = value
+        if settings.predict_done:
+            prediction = done_prediction(model, heldout.files, xp)
+            row[2:] = [prediction.recall, prediction.false_alarms_per_1000, prediction.p_done_at_end]
+            record.update(prediction.record())
+        progress.heldout.append(row)
     run.append_metrics(STAGE, record)
+
+
+@dataclass(frozen=True)
+class DonePrediction:
+    """How M's done head does on whole held-out episodes, teacher-forced on V's mean latents from a zero state."""
+    deaths: int                 # episodes that end in a death
+    caught: int                 # deaths with p(done) > threshold within the last `window` steps
+    false_alarm_steps: int      # steps before that window (or anywhere in an episode that did not end) above it
+    steps: int                  # steps looked at
+    p_done_at_end: float        # mean p(done) on the step of death
+    window: int = DONE_WINDOW
+
+    @property
+    def recall(self) -> float:
+        return self.caught / self.deaths if self.deaths else math.nan
+
+    @property
+    def false_alarms_per_1000(self) -> float:
+        return 1000.0 * self.false_alarm_steps / max(self.steps, 1)
+
+    def record(self) -> dict:
+        return {"done_deaths": self.deaths, "done_caught": self.caught, "done_recall": self.recall,
+                "done_false_alarms": self.false_alarm_steps, "done_false_alarms_per_1000": self.false_alarms_per_1000,
+                "done_p_at_end": self.p_done_at_end, "done_window": self.window}
+
+
+def done_probabilities(model: MDNRNN, mu: np.ndarray, actions: np.ndarray, xp) -> np.ndarray:
+    """p(done) at every step of one episode, M run over V's mean latents from a zero state."""
+    import chainer
+    with chainer.no_backprop_mode(), chainer.using_config("train", False):
+        _, done_logit, _ = model.forward_sequence(xp.asarray(mu[None]), xp.asarray(actions[None]))
+    return 1.0 / (1.0 + np.exp(-to_numpy(done_logit.array)[0].astype(np.float64)))
+
+
+def done_prediction(model: MDNRNN, files, xp, threshold: float = 0.5, window: int = DONE_WINDOW) -> DonePrediction:
+    """DonePrediction over the episodes in `files` (latent files)."""
+    from wm_studio.core.files import load_npz
+    deaths = caught = false_alarms = steps = 0
+    at_end = []
+    for path in files:
+        arrays, _ = load_npz(path, required=("mu", "actions", "dones"))
+        if not len(arrays["mu"]):
+            continue
+        p = done_probabilities(model, arrays["mu"].astype(np.float32), arrays["actions"].astype(np.float32), xp)
+        died = bool(arrays["dones"][-1])
+        early = p[:-window] if died else p
+        false_alarms += int((early > threshold).sum())
+        steps += len(p)
+        if died:
+            deaths += 1
+            caught += int((p[-window:] > threshold).any())
+            at_end.append(float(p[-1]))
+    return DonePrediction(deaths, caught, false_alarms, steps, float(np.mean(at_end)) if at_end else math.nan,
+                          window)
 
 
 def _snapshot(settings: MdnSettings, progress: EpochProgress, per_epoch: int, window, finished=False) -> MdnSnapshot:

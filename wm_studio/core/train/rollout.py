@@ -22,12 +22,14 @@ consecutive steps of negative reward. In CarRacing every step costs 0.1 and only
 steps mean the car is off the track, stuck or circling; ending there saves most of the time bad candidates
 would waste. Evaluation (`wm-studio evaluate`) always plays full episodes.
 
-The dream (Doom, as in the paper): many candidates x rollouts step together in one batched DreamEnv (one LSTM
-call per step for the whole batch); rows are cut into tasks of `rows_per_task` rows in a fixed order, so the
-result does not depend on the backend either. Row (p, k) starts from the pool latent picked by seeds[k] (common
-starts); M's sampling noise comes from a per-task seed the driver derives from the generation's seeds. A dream
-pays only where M predicts the end of the episode (Doom's done head: 1 per step survived); CarRacing's M has no
-reward head (as in the paper), so training C in a CarRacing dream is refused with one clear message.
+The dream (Doom, as in the paper): all of a generation's dreams (lambda candidates x K rollouts) step together in
+numpy (`envs.dream.run_dreams`: one LSTM call per step for every row still alive; rows whose episode ended are
+dropped from the batch), by default as one task, so the BLAS of one process gets every row at once. Row (p, k)
+starts from the first frame of the real episode that seeds[k] picks (z drawn from V's (mu, logvar)), and draws
+M's sampling noise from lane k: every candidate meets the same K dreams (common random numbers), and a row's
+dream does not depend on how rows are split into tasks, so the result does not depend on the backend either. A
+dream pays 1 per step survived (Doom's done head; the step on which M predicts the end counts); CarRacing's M has
+no reward head (as in the paper), so training C in a CarRacing dream is refused with one clear message.
 """
 from __future__ import annotations
 
@@ -41,9 +43,8 @@ import numpy as np
 from wm_studio.core.errors import CheckpointError, ConfigError
 from wm_studio.core.models.controller import ControllerBatch, ControllerShape, Controller, to_game_action
 
-START_POOL = 1024          # real latents a dream worker can start from
-START_POOL_SEED = 2018     # fixed: every worker builds the same pool
-DREAM_ROWS_PER_TASK = 256
+START_POOL = 1024          # first frames of real episodes a dream can start from
+DREAM_NOISE_TAG = 2018     # mixed into the seeds of M's sampling noise
 
 
 def file_stamp(path) -> tuple[int, int]:
@@ -170,41 +171,53 @@ class DreamSpec(_ShapedSpec):
 
     def load(self) -> "DreamWorld":
         from wm_studio.core.data.dataset import rollout_files
-        from wm_studio.core.envs.dream import real_starts
-        from wm_studio.core.models.mdnrnn import load_mdn
-        pool = real_starts(rollout_files(self.latents_dir), START_POOL, np.random.default_rng(START_POOL_SEED))
-        return DreamWorld(load_mdn(self.mdn_path), pool, self)
+        from wm_studio.core.envs.dream import episode_starts
+        from wm_studio.core.train.inference import lean_mdn
+        return DreamWorld(lean_mdn(self.mdn_path), episode_starts(rollout_files(self.latents_dir), START_POOL),
+                          self)
 
 
 class DreamWorld:
-    def __init__(self, mdn, pool: np.ndarray, spec: DreamSpec):
-        self.mdn, self.pool, self.spec = mdn, pool, spec
+    def __init__(self, mdn, starts: np.ndarray, spec: DreamSpec):
+        self.mdn, self.starts, self.spec = mdn, starts, spec
 
 
 @dataclass(frozen=True)
 class DreamTask:
-    params: np.ndarray      # (R, n): one controller per row
-    starts: np.ndarray      # (R,) indices into the worker's pool of start latents
-    seed: int               # M's sampling noise for these rows
+    params: np.ndarray | None   # (R, n): one controller per row; None: the random policy
+    starts: np.ndarray          # (R,) indices into the worker's start frames (taken modulo their number)
+    lanes: np.ndarray           # (R,) the lane of each row's random numbers
+    seed: int                   # M's sampling noise (every lane's stream derives from it)
     max_steps: int
 
 
 def dream(world: DreamWorld, task: DreamTask) -> tuple[np.ndarray, np.ndarray]:
     """(total rewards (R,), steps survived (R,)) of R dreams stepped together, one LSTM call per step."""
-    from wm_studio.core.envs.dream import DreamEnv
+    from wm_studio.core.envs.dream import RandomActor, run_dreams
     spec = world.spec
-    rows = len(task.params)
-    env = DreamEnv(world.mdn, tau=spec.tau, done_threshold=spec.done_threshold, max_steps=task.max_steps,
-                   batch=rows, seed=int(task.seed))
-    controllers = ControllerBatch(spec.shape, task.params)
-    z, info = env.reset(initial_z=world.pool[np.asarray(task.starts) % len(world.pool)])
-    totals, steps = np.zeros(rows), np.zeros(rows, dtype=np.int64)
-    while env.alive.any():
-        alive = env.alive.copy()
-        z, reward, _, _, info = env.step(controllers.act(z, info["h"], info["c"]))
-        totals += reward
-        steps += alive
-    return totals, steps
+    rows = len(task.starts)
+    if task.params is None:
+        actor = RandomActor(spec.game, spec.shape.outputs, rows, np.random.default_rng([task.seed, 1]))
+    else:
+        actor = ControllerBatch(spec.shape, task.params)
+    starts = world.starts[np.asarray(task.starts) % len(world.starts)]
+    steps = run_dreams(world.mdn, actor, starts, task.lanes, spec.tau, spec.done_threshold, task.max_steps,
+                       task.seed)
+    return steps.astype(np.float64), steps
+
+
+def dream_tasks(params, seeds, max_steps: int, rows_per_task: int | None = None) -> list[DreamTask]:
+    """The tasks of P candidates (rows of params, or None: the random policy once per seed) x K dreams.
+
+    Row p * K + k is candidate p in lane k, which starts from the episode seeds[k] picks."""
+    seeds = np.asarray([int(s) for s in seeds], dtype=np.int64)
+    count = 1 if params is None else len(params)
+    rows = None if params is None else np.repeat(np.asarray(params, dtype=np.float64), len(seeds), axis=0)
+    starts, lanes = np.tile(seeds, count), np.tile(np.arange(len(seeds)), count)
+    noise_seed = int(np.random.SeedSequence([DREAM_NOISE_TAG, *seeds.tolist()]).generate_state(1)[0])
+    size = rows_per_task or len(starts)
+    return [DreamTask(None if rows is None else rows[lo:lo + size], starts[lo:lo + size], lanes[lo:lo + size],
+                      noise_seed, max_steps) for lo in range(0, len(starts), size)]
 
 
 # ---- evaluators: one interface over the runner -------------------------------------------------------------------
@@ -233,13 +246,14 @@ class GameEvaluator:
 
 
 class DreamEvaluator:
-    """Rollouts of many controllers in M's dream, rows_per_task dreams stepping together in each task."""
+    """Rollouts of many controllers in M's dream: all rows in one task by default (one LSTM call per step for all
+    of them), or rows_per_task rows a task to spread them over workers; the result is the same either way."""
     in_dream = True
 
-    def __init__(self, runner, spec: DreamSpec, rows_per_task: int = DREAM_ROWS_PER_TASK):
-        if rows_per_task < 1:
+    def __init__(self, runner, spec: DreamSpec, rows_per_task: int | None = None):
+        if rows_per_task is not None and rows_per_task < 1:
             raise ConfigError(f"rows_per_task must be at least 1, not {rows_per_task}")
-        self.runner, self.spec, self.rows_per_task = runner, spec, int(rows_per_task)
+        self.runner, self.spec, self.rows_per_task = runner, spec, rows_per_task
 
     @property
     def shape(self) -> ControllerShape:
@@ -248,21 +262,14 @@ class DreamEvaluator:
     def evaluate(self, params, seeds, max_steps: int, early_stop: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """(rewards, steps), each (P, K). early_stop does not apply: a dream row ends when M says so."""
         params = np.atleast_2d(np.asarray(params, dtype=np.float64))
-        seeds = np.asarray([int(s) for s in seeds], dtype=np.int64)
-        count, k = len(params), len(seeds)
-        rows = np.repeat(params, k, axis=0)                       # row p * K + k
-        starts = np.tile(seeds % START_POOL, count)
-        tasks = []
-        for index, lo in enumerate(range(0, len(rows), self.rows_per_task)):
-            part = slice(lo, lo + self.rows_per_task)
-            noise_seed = int(np.random.SeedSequence([*seeds.tolist(), index]).generate_state(1)[0])
-            tasks.append(DreamTask(rows[part], starts[part], noise_seed, max_steps))
-        rewards = np.full(len(rows), np.nan)
-        steps = np.zeros(len(rows), dtype=np.int64)
+        tasks = dream_tasks(params, seeds, max_steps, self.rows_per_task)
+        rewards = np.full(sum(len(t.starts) for t in tasks), np.nan)
+        steps = np.zeros(len(rewards), dtype=np.int64)
+        offsets = np.cumsum([0] + [len(t.starts) for t in tasks])
         for index, (totals, survived) in self.runner.run(dream, tasks, self.spec):
-            part = slice(index * self.rows_per_task, index * self.rows_per_task + len(totals))
+            part = slice(offsets[index], offsets[index + 1])
             rewards[part], steps[part] = totals, survived
-        return rewards.reshape(count, k), steps.reshape(count, k)
+        return rewards.reshape(len(params), -1), steps.reshape(len(params), -1)
 
 
 def game_spec(run, inputs: str = "zh") -> GameSpec:
@@ -312,7 +319,7 @@ def _check_mdn(path, z_size: int, game: str) -> dict:
 
 
 def make_evaluator(run, runner, in_dream: bool = False, inputs: str = "zh", tau: float = 1.15,
-                   done_threshold: float = 0.5, rows_per_task: int = DREAM_ROWS_PER_TASK):
+                   done_threshold: float = 0.5, rows_per_task: int | None = None):
     if in_dream:
         return DreamEvaluator(runner, dream_spec(run, inputs, tau, done_threshold), rows_per_task)
     return GameEvaluator(runner, game_spec(run, inputs))

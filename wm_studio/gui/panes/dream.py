@@ -1,12 +1,12 @@
 """The Dream pane: M dreams, V draws the dream. Play / pause / step / restart, temperature, who drives.
 
-The dream runs on the pane's GeneratorWorker thread (`dream_session`): a batch-1 DreamEnv over the open run's M,
-each new z decoded by V in a DecoderProcess (so that training in the studio does not hold the decoding up). The
-driver is the controller C (on the dream's z and h), the keyboard (arrows / WASD: steer, gas, brake; Doom: left /
-right) or a random (brownian) policy. Keys are read on the GUI thread and handed
-to the worker as the current action through DreamControls (a lock), as are the temperature, the driver and the
-step cap, so changing them never restarts the dream. An episode restarts by itself when M predicts the end
-(Doom's done head) or at the cap.
+The dream runs on the pane's GeneratorWorker thread: core's `dream_session` (a batch-1 DreamEnv over the open
+run's M), each new z decoded by V in a DecoderProcess (so that training in the studio does not hold the decoding
+up). The driver is the controller C (on the dream's z and h), the keyboard (arrows / WASD: steer, gas, brake; Doom:
+left / right) or a random (brownian) policy. Keys are read on the GUI thread and handed to the worker as the
+current action through DreamControls (a lock), as are the temperature, the driver and the step cap, so changing
+them never restarts the dream. An episode restarts by itself when M predicts the end (Doom's done head; the pane
+plots M's p(done) step by step) or at the cap.
 
 Real beside dream: the real game starts too, the dream starts from V's encoding of the real first frame, and both
 take the same actions; the pane shows both frames and the per-step pixel MSE between them, where M drifts.
@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import collections
 import logging
-import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,13 +27,9 @@ from PyQt5.QtCore import QEvent, QSettings, Qt, QTimer, pyqtSignal
 from PyQt5.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QSizePolicy,
                              QSlider, QSpinBox, QVBoxLayout, QWidget)
 
-from wm_studio.core.data.policies import make_policy
-from wm_studio.core.envs import make_env
-from wm_studio.core.envs.dream import DreamEnv, decode_frames
+from wm_studio.core.envs.dream_session import DreamControls, DreamFrame, dream_session, keyboard_action
 from wm_studio.core.errors import ConfigError
 from wm_studio.core.export import Progress, write_animation
-from wm_studio.core.run_contents import load_frames
-from wm_studio.core.train.encode import encode_frames
 from wm_studio.gui.decoder_process import DecoderProcess
 from wm_studio.gui.open_run import OpenRun
 from wm_studio.gui.panes.base import Pane
@@ -52,176 +46,18 @@ SPEEDS = (10, 15, 30, 50, None)          # dream steps per second; None: as fast
 DEFAULT_SPEED = 30
 TAU_RANGE = (0.1, 3.0)
 DEFAULT_CAP = 1000
-NEVER = 10 ** 9                           # DreamEnv's own limit: the session applies the (changeable) cap
 DRAW_INTERVAL_MS = 33
 MAX_RECORDED = 3000
 EXPORT_SIZES = (128, 256, 512)
 DEFAULT_SCREENSHOT_STEPS = 60
 GAP = 4                                   # pixels between the real and the dream frame in an export
 ERROR_COLOUR = (214, 39, 40)
-BRAKE = 0.8                               # a full brake locks the wheels; the paper's human demo used 0.8
+DONE_COLOUR = (148, 103, 189)
+THRESHOLD_COLOUR = (127, 127, 127)
 
 # Keys that drive: arrows and WASD.
 DRIVE_KEYS = {Qt.Key_Left: "left", Qt.Key_A: "left", Qt.Key_Right: "right", Qt.Key_D: "right",
               Qt.Key_Up: "gas", Qt.Key_W: "gas", Qt.Key_Down: "brake", Qt.Key_S: "brake"}
-
-
-def keyboard_action(game: str, held) -> np.ndarray:
-    """The action of the keys held: CarRacing (steer, gas, brake); Doom (left, right)."""
-    left, right = "left" in held, "right" in held
-    if game == "doom":
-        return np.array([left, right], np.float32)
-    return np.array([float(right) - float(left), float("gas" in held), BRAKE * ("brake" in held)], np.float32)
-
-
-@dataclass(frozen=True)
-class DreamFrame:
-    """One step of a dream session (a host copy of everything the pane draws)."""
-    episode: int
-    step: int
-    dream: np.ndarray                 # uint8 (64, 64, 3): V's picture of M's z
-    real: np.ndarray | None           # uint8 (64, 64, 3): the real game's frame (real beside dream)
-    action: np.ndarray                # the action that led here (zeros at step 0)
-    driver: str                       # who chose it
-    tau: float
-    score: float                      # the dream's reward so far (Doom: steps survived; CarRacing dreams pay 0)
-    real_score: float | None          # the real game's reward so far
-    error: float | None               # pixel MSE between the real and the dream frame, in [0, 1]^2 units
-    z_error: float | None             # mean squared difference between the real frame's z and the dream's z
-    done_prob: float | None           # M's p(done) (Doom)
-    ended: str                        # why the episode ends here ('' while it goes on)
-    start: str                        # where the episode started
-    time: float                       # time.perf_counter() when it was made
-
-
-@dataclass(frozen=True)
-class ControlState:
-    tau: float
-    driver: str
-    keys: np.ndarray
-    cap: int
-    controller: object
-
-
-class DreamControls:
-    """What the GUI changes while the dream runs; read by the worker once per step (under a lock)."""
-
-    def __init__(self, tau: float, driver: str, keys: np.ndarray, cap: int, controller=None):
-        self._lock = threading.Lock()
-        self._state = ControlState(float(tau), driver, keys, int(cap), controller)
-        self._restart = False
-
-    def update(self, **changes) -> None:
-        with self._lock:
-            values = {**self._state.__dict__, **changes}
-            self._state = ControlState(**values)
-
-    def read(self) -> ControlState:
-        with self._lock:
-            return self._state
-
-    def request_restart(self) -> None:
-        with self._lock:
-            self._restart = True
-
-    def take_restart(self) -> bool:
-        with self._lock:
-            asked, self._restart = self._restart, False
-            return asked
-
-
-def _encode(vae, frame: np.ndarray) -> np.ndarray:
-    return encode_frames(vae, frame[None], np, 1)[0][0]
-
-
-def dream_session(vae, mdn, game: str, controls: DreamControls, seed: int, starts: np.ndarray | None = None,
-                  start_frames=(), real: bool = False, decode=decode_frames):
-    """Dream episodes one after another, forever; yields a DreamFrame per step (step 0: the start).
-
-    A dream starts from a random row of `starts` (latents of real frames), else from V's encoding of a random
-    frame of `start_frames` (rollout files), else from z ~ N(0, I). With real=True the real game plays beside it
-    (started with a seed of this session) and the dream starts from the encoding of the game's first frame.
-    decode(vae, z (N, z_size)) -> uint8 frames: decode_frames, or a DecoderProcess's decode."""
-    rng = np.random.default_rng(seed)
-    policy = make_policy("brownian", game, rng)
-    real_env = make_env(game) if real else None
-    env = DreamEnv(mdn, vae, max_steps=NEVER, seed=int(rng.integers(2 ** 31)))
-    try:
-        episode = 0
-        while True:
-            yield from _episode(episode, env, vae, game, controls, rng, policy, starts, start_frames, real_env,
-                                decode)
-            episode += 1
-    finally:
-        if real_env is not None:
-            real_env.close()
-
-
-def _start(env, vae, rng, starts, start_frames, real_env):
-    """(initial z, real frame or None, description)."""
-    if real_env is not None:
-        obs, _ = real_env.reset(seed=int(rng.integers(2 ** 31)))
-        return _encode(vae, obs), obs, "the real game's first frame"
-    if starts is not None and len(starts):
-        return starts[rng.integers(len(starts))], None, "a real frame's latent"
-    if start_frames:
-        path = start_frames[rng.integers(len(start_frames))]
-        frames = load_frames(path)
-        step = int(rng.integers(len(frames)))
-        return _encode(vae, frames[step]), None, f"{Path(path).stem}, step {step}"
-    return rng.standard_normal(env.z_size).astype(np.float32), None, "z ~ N(0, I) (no real frames in this run)"
-
-
-def _episode(episode, env, vae, game, controls, rng, policy, starts, start_frames, real_env, decode):
-    state = controls.read()
-    env.tau = state.tau
-    controls.take_restart()
-    z0, real_frame, start = _start(env, vae, rng, starts, start_frames, real_env)
-    z, info = env.reset(z0)
-    action = np.zeros(env.action_size, np.float32)
-    score, real_score = 0.0, (0.0 if real_env is not None else None)
-    step, real_ended = 0, False
-    while True:
-        dream_frame = decode(vae, z)[0]
-        error = z_error = None
-        if real_frame is not None:
-            error = float(np.mean((real_frame.astype(np.float32) / 255 - dream_frame.astype(np.float32) / 255) ** 2))
-            z_error = float(np.mean((_encode(vae, real_frame) - z[0]) ** 2))
-        ended = ""
-        if step > 0:
-            if env.terminated[0]:
-                ended = "M predicted the end of the episode"
-            elif real_ended:
-                ended = "the real game ended"
-            elif step >= state.cap:
-                ended = f"the cap of {state.cap} steps"
-        done_prob = info.get("done_prob")
-        yield DreamFrame(episode, step, dream_frame, real_frame, action, state.driver, state.tau, score, real_score,
-                         error, z_error, None if done_prob is None else float(done_prob[0]), ended, start,
-                         time.perf_counter())
-        if ended:
-            return
-        state = controls.read()
-        if controls.take_restart():
-            return
-        env.tau = state.tau
-        action = _choose(state, game, policy, z, info)
-        z, reward, _, _, info = env.step(action[None])
-        score += float(reward[0])
-        real_ended = False
-        if real_env is not None:
-            real_frame, real_reward, terminated, truncated, _ = real_env.step(action)
-            real_score += real_reward
-            real_ended = terminated or truncated
-        step += 1
-
-
-def _choose(state: ControlState, game: str, policy, z, info) -> np.ndarray:
-    if state.driver == "controller" and state.controller is not None:
-        return state.controller.act(z, info["h"], info["c"])[0]
-    if state.driver == "keyboard":
-        return state.keys
-    return policy.act(None)
 
 
 class DreamPane(Pane):
@@ -241,6 +77,8 @@ class DreamPane(Pane):
         self.drawn_frame: DreamFrame | None = None
         self.recorded: list[DreamFrame] = []           # the current episode, for export
         self.errors: list[tuple[int, float]] = []      # (step, pixel MSE) of the current episode
+        self.done_probs: list[tuple[int, float]] = []  # (step, M's p(done)) of the current episode (Doom)
+        self.done_threshold = 0.5
         self.episodes = 0                              # episodes begun since the session started
         self.frames_made = 0                           # snapshots received, all sessions together
         self.step_times: collections.deque = collections.deque(maxlen=60)
@@ -307,6 +145,17 @@ class DreamPane(Pane):
         self.error_widget.setMinimumHeight(150)
         self.error_widget.hide()
         centre.addWidget(self.error_widget, 1)
+        # Doom: M's probability that the episode ends, step by step; the dream ends where it crosses the line.
+        self.done_widget = pg.GraphicsLayoutWidget()
+        self.done_plot = CurvesPlot("M's p(done) this episode: the dream ends where it crosses the threshold",
+                                    log_y=False, x_label="step")
+        self.done_plot.add_curve("threshold", THRESHOLD_COLOUR, Qt.DashLine)
+        self.done_plot.add_curve("p(done)", DONE_COLOUR)
+        self.done_plot.setYRange(0.0, 1.0, padding=0.02)
+        self.done_widget.addItem(self.done_plot)
+        self.done_widget.setMinimumHeight(150)
+        self.done_widget.hide()
+        centre.addWidget(self.done_widget, 1)
         row.addLayout(centre, 1)
         row.addWidget(self._build_controls())
         self.views = content
@@ -448,6 +297,9 @@ class DreamPane(Pane):
             return
         self.ready = True
         self.game = self.open_run.game
+        self.done_widget.setVisible(bool(self.open_run.mdn.predict_done))
+        config = self.open_run.contents.config if self.open_run.contents is not None else {}
+        self.done_threshold = float(config.get("controller", {}).get("done_threshold", 0.5))
         self.stack.setCurrentIndex(1)
         self.keys_label.setText("Arrows or WASD: ← → steer, ↑ gas, ↓ brake" if self.game == "carracing" else
                                 "Arrows or A / D: move left / right")
@@ -470,20 +322,20 @@ class DreamPane(Pane):
             return
         vae, mdn, game = self.open_run.vae, self.open_run.mdn, self.game
         latents = self.open_run.latents
-        starts = latents.mu if latents is not None and latents.mu.shape[1] == vae.z_size else None
+        latent_files = latents.files if latents is not None and latents.mu.shape[1] == vae.z_size else ()
         start_frames = tuple(self.open_run.rollouts)
         seed = [self.seed_spin.value(), self.sessions]
         self.sessions += 1
         real = self.real_check.isChecked()
         self.controls.update(keys=keyboard_action(game, self.held))
         self.latest = self.drawn_frame = None
-        self.recorded, self.errors = [], []
+        self.recorded, self.errors, self.done_probs = [], [], []
         self.episodes = 0
         self.step_times.clear()
         session_seed = int(np.random.SeedSequence(seed).generate_state(1)[0])
         decode = self.decoder_process.decode
-        self.worker.load(lambda: dream_session(vae, mdn, game, self.controls, session_seed, starts, start_frames,
-                                               real, decode))
+        self.worker.load(lambda: dream_session(vae, mdn, game, self.controls, session_seed, None, start_frames,
+                                               real, decode, latent_files))
         if keep_running:
             self.worker.run()
         else:
@@ -599,12 +451,14 @@ class DreamPane(Pane):
         self.frames_made += len(batch)
         for frame in batch:
             if frame.step == 0:
-                self.recorded, self.errors = [], []
+                self.recorded, self.errors, self.done_probs = [], [], []
                 self.episodes += 1
             if len(self.recorded) < MAX_RECORDED:
                 self.recorded.append(frame)
             if frame.error is not None:
                 self.errors.append((frame.step, frame.error))
+            if frame.done_prob is not None:
+                self.done_probs.append((frame.step, frame.done_prob))
             self.step_times.append(frame.time)
             if frame.ended:
                 log.info("Dream: episode %d ended after %d steps (%s); restarting", frame.episode + 1, frame.step,
@@ -640,6 +494,10 @@ class DreamPane(Pane):
             self.real_view.set_caption(f"real score {frame.real_score:.1f}")
             steps, errors = zip(*self.errors) if self.errors else ((), ())
             self.error_plot.set_curve("error", steps, errors)
+        if self.done_widget.isVisible() or self.game == "doom":
+            steps, probs = zip(*self.done_probs) if self.done_probs else ((), ())
+            self.done_plot.set_curve("p(done)", steps, probs)
+            self.done_plot.set_curve("threshold", [0, max(frame.step, 1)], [self.done_threshold] * 2)
         self.readout.setText(self._readout(frame))
         now = time.perf_counter()
         self.draw_times.append(now)

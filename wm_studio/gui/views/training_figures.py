@@ -4,7 +4,8 @@ by wm_studio.core.train.history):
 - CollectFigure: the reward of every rollout written, and their running mean.
 - VaeFigure: V's reconstruction error and KL per batch (held-out error per epoch), and held-out frames above V's
   reconstructions, refreshing while V trains; the encoding of the rollouts after it.
-- MdnFigure: M's NLL per batch (held-out NLL per epoch), and z_{t+1} against M's prediction on a training window.
+- MdnFigure: M's NLL per batch (held-out NLL per epoch), and z_{t+1} against M's prediction on a training window;
+  for an M with a done head (Doom), how it predicts the held-out deaths per epoch.
 - ControllerFigure: the Evolution pane's views driven by the real CMA-ES run: the population and the search
   distribution (1- and 2-sigma ellipses of sigma^2 C) on C's two leading principal axes, fitness best / mean /
   worst per generation with the scores of the mean, and sigma.
@@ -28,6 +29,8 @@ HELDOUT = (20, 20, 20)
 BEST_EVAL = (255, 190, 0)     # gold, as the best-so-far marker of the Evolution pane
 DIMENSION_COLOURS = [(31, 80, 220), (214, 39, 40), (0, 150, 60), (148, 70, 170)]
 PREDICTION_TITLE = "z<sub>t+1</sub> of a training window: true (solid), M's mixture mean (dashed), first dimensions"
+CAUGHT = (0, 150, 60)
+AT_DEATH = (148, 103, 189)
 MAX_CURVE_POINTS = 4000     # longer histories are drawn thinned (every k-th batch): a 30 Hz redraw stays cheap
 
 
@@ -122,6 +125,28 @@ class MdnFigure(StageFigure):
             self.prediction.add_curve(f"predicted{k}", colour, Qt.DashLine)
         self.addItem(self.nll, row=1, col=0)
         self.addItem(self.prediction, row=2, col=0)
+        # Doom: the done head on held-out episodes (shown once an epoch has measured it).
+        self.done = CurvesPlot("", x_label="epoch", log_y=False)
+        self.done.add_curve("caught", CAUGHT)
+        self.done.add_curve("at_death", AT_DEATH, Qt.DashLine)
+        self.done.setYRange(0.0, 1.0, padding=0.02)
+        self.done_shown = False
+
+    def draw_done_prediction(self, heldout: np.ndarray) -> None:
+        measured = heldout[np.isfinite(heldout[:, 2])] if heldout.ndim == 2 and heldout.shape[1] >= 5 else []
+        if not len(measured):
+            if self.done_shown:
+                self.removeItem(self.done)
+                self.done_shown = False
+            return
+        if not self.done_shown:
+            self.addItem(self.done, row=3, col=0)
+            self.done_shown = True
+        recall, alarms = measured[-1, 2], measured[-1, 3]
+        self.done.setTitle(legend_title(f"held-out deaths: false alarms {alarms:.2f} per 1,000 steps; ", (
+            (f"caught within 5 steps ({recall:.0%})", CAUGHT), ("mean p(done) at death", AT_DEATH))), size="10pt")
+        self.done.set_curve("caught", measured[:, 0], measured[:, 2])
+        self.done.set_curve("at_death", measured[:, 0], measured[:, 4])
 
     def draw(self, snapshot, heading: str) -> None:
         history = np.asarray(snapshot.history)
@@ -140,6 +165,7 @@ class MdnFigure(StageFigure):
             has = true.ndim == 2 and k < true.shape[1]
             self.prediction.set_curve(f"true{k}", steps if has else [], true[:, k] if has else [])
             self.prediction.set_curve(f"predicted{k}", steps if has else [], predicted[:, k] if has else [])
+        self.draw_done_prediction(heldout)
         set_heading(self, self.title, heading)
 
 
