@@ -216,3 +216,66 @@ def test_carracing_is_headless_and_quiet():
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["dummy"]
     assert "unmaintained" not in result.stderr and "Warning" not in result.stderr, result.stderr
+
+
+DOOM_BESIDE_BLAS = """
+import faulthandler, threading, numpy as np
+from wm_studio.core.envs import make_env
+
+def main():
+    faulthandler.dump_traceback_later(100, exit=True)
+    stop = threading.Event()
+    def products():
+        a = np.random.default_rng(0).standard_normal((600, 600))
+        while not stop.is_set():
+            a @ a.T
+    thread = threading.Thread(target=products)
+    thread.start()
+    try:
+        for seed in range(6):
+            env = make_env("doom")
+            env.reset(seed=seed)
+            env.step(np.array([1, 0], np.float32))
+            env.close()
+    finally:
+        stop.set()
+        thread.join()
+    print("done", type(env).__name__)
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+@pytest.mark.slow
+def test_a_doom_game_starts_beside_a_thread_in_blas(tmp_path):
+    """vizdoom forks its engine; beside a thread inside a matrix product the fork hung for good (OpenBLAS's fork
+    handler). make_env plays Doom in a spawned process of its own wherever that can happen."""
+    pytest.importorskip("vizdoom")
+    script = tmp_path / "doom_beside_blas.py"
+    script.write_text(DOOM_BESIDE_BLAS)
+    env = {**os.environ, "SDL_VIDEODRIVER": "dummy"}
+    env.pop("OPENBLAS_NUM_THREADS", None)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180, env=env)
+    assert done.returncode == 0 and "done IsolatedGame" in done.stdout, done.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_an_isolated_doom_game_plays_the_same_episode_and_ends_its_process():
+    pytest.importorskip("vizdoom")
+    direct, isolated = make_env("doom", isolated=False), make_env("doom", isolated=True)
+    try:
+        assert (isolated.name, isolated.action_size, isolated.max_steps) == ("doom", 2, 2100)
+        for env in (direct, isolated):
+            env.reset(seed=11)
+        for step in range(30):
+            action = np.array([step % 10 < 5, step % 10 >= 5], np.float32)
+            a, b = direct.step(action), isolated.step(action)
+            np.testing.assert_array_equal(a[0], b[0])
+            np.testing.assert_array_equal(a[4]["frame"], b[4]["frame"])
+            assert a[1:4] == b[1:4]
+    finally:
+        direct.close()
+        process = isolated._process
+        isolated.close()
+    assert not process.is_alive()

@@ -15,14 +15,21 @@ from wm_studio.core.errors import ConfigError
 GAMES = ("carracing", "doom")
 
 
-def make_env(name: str, seed: int | None = None, max_steps: int | None = None):
+def make_env(name: str, seed: int | None = None, max_steps: int | None = None, isolated: bool | None = None):
     """A real game, headless. `seed` is used by the first reset() that has no seed of its own; `max_steps`
-    (default: the paper's 1000 for CarRacing, 2100 for Doom) truncates an episode."""
+    (default: the paper's 1000 for CarRacing, 2100 for Doom) truncates an episode.
+
+    isolated: play the game in a spawned process of its own (envs.isolated). None: Doom is isolated wherever
+    another thread may be inside BLAS (vizdoom forks its engine, and a fork beside a busy BLAS thread hangs)."""
     if name == "carracing":
         from wm_studio.core.envs.carracing import CarRacingEnv
         return CarRacingEnv(seed, max_steps or 1000)
     if name == "doom":
-        from wm_studio.core.envs.doom import DoomTakeCoverEnv
+        from wm_studio.core.envs.doom import DoomTakeCoverEnv, require_vizdoom
+        from wm_studio.core.envs.isolated import IsolatedGame, forks_safely
+        require_vizdoom()                    # a missing extra is said here, not in the game's process
+        if isolated or (isolated is None and not forks_safely()):
+            return IsolatedGame(name, seed, max_steps)
         return DoomTakeCoverEnv(seed, max_steps or 2100)
     raise ConfigError(f"unknown game {name!r}: choose one of {', '.join(GAMES)}")
 

@@ -17,13 +17,19 @@ ENV_ID = "VizdoomTakeCover-v1"
 INSTALL_HINT = 'Doom Take Cover needs the doom extra (vizdoom and gymnasium): pip install -e ".[doom]"'
 
 
-def _make_gymnasium_env():
+def require_vizdoom():
+    """gymnasium with vizdoom's environments registered; MissingDependencyError (the install command) otherwise.
+    Importing starts no game, so it is safe in any process."""
     try:
         import gymnasium
         import vizdoom.gymnasium_wrapper  # noqa: F401  (registers the Vizdoom* ids with gymnasium)
     except Exception as exc:  # ImportError, or a vizdoom build that does not load
         raise MissingDependencyError(f"{INSTALL_HINT} ({type(exc).__name__}: {exc})") from None
-    return gymnasium.make(ENV_ID, max_buttons_pressed=0, disable_env_checker=True)
+    return gymnasium
+
+
+def _make_gymnasium_env():
+    return require_vizdoom().make(ENV_ID, max_buttons_pressed=0, disable_env_checker=True)
 
 
 def buttons(action) -> np.ndarray:
