@@ -1,12 +1,13 @@
 """The engines on test problems: convergence, a healthy C, NaN handling, termination, restarts, backend."""
 import math
+import warnings
 
 import numpy as np
 import pytest
 
 from wm_studio.core.backend import gpu_probe
 from wm_studio.core.errors import ConfigError
-from wm_studio.core.es import CMAES, IPOPCMAES, EvaluationError, SepCMAES, Termination, get_problem
+from wm_studio.core.es import BIPOPCMAES, CMAES, IPOPCMAES, EvaluationError, SepCMAES, Termination, get_problem
 
 
 def optimise(es, problem, max_generations=100_000):
@@ -91,33 +92,89 @@ def test_ipop_restarts_with_a_doubled_population_and_ends_on_budget():
     assert es.best_value == min([h["best_value"] for h in es.history] + [es.es.best_value])
 
 
-def test_nan_and_inf_rank_last_and_are_counted():
+def test_bipop_interleaves_large_and_small_regimes_on_their_budgets():
+    problem = get_problem("rastrigin", 5)
+    es = optimise(BIPOPCMAES(start(0, 5), 2.0, seed=3, max_restarts=4,
+                             termination=Termination(max_evaluations=150_000)), problem)
+    runs = es.history + [{"popsize": es.popsize, "regime": es.regime, "sigma0": es.run_sigma0,
+                          "evaluations": es.es.evaluations, "stop": {}}]
+    assert runs[0]["popsize"] == 8 and runs[0]["regime"] == "small" and runs[0]["sigma0"] == 2.0
+    assert runs[1]["regime"] == "large" and runs[1]["popsize"] == 16          # the first restart is large
+    spent = {"small": 0, "large": 0}
+    large = 0
+    for before, run in zip(runs, runs[1:]):
+        spent[before["regime"]] += before["evaluations"]
+        # each restart goes to the regime that has spent fewer evaluations
+        assert run["regime"] == ("small" if spent["small"] < spent["large"] else "large")
+        if run["regime"] == "large":
+            large += 1
+            assert run["popsize"] == 8 * 2 ** large and run["sigma0"] == 2.0
+        else:
+            assert 8 <= run["popsize"] <= 8 * 2 ** large and 0.02 <= run["sigma0"] <= 2.0
+            assert run is runs[-1] or run["evaluations"] <= max(run["popsize"], spent["large"] // 2) + run["popsize"]
+    assert {r["regime"] for r in runs} == {"small", "large"} and large == es.large_runs <= 4
+    small_sigmas = [r["sigma0"] for r in runs if r["regime"] == "small"][1:]
+    assert small_sigmas and all(s < 2.0 for s in small_sigmas)
+    assert es.evaluations == sum(r["evaluations"] for r in runs)
+    events = es.restart_events()
+    assert [e["popsize"] for e in events] == [r["popsize"] for r in runs[1:]]
+    assert [e["generation"] for e in events] == list(np.cumsum([h["generations"] for h in es.history]))
+
+
+def test_bipop_solves_rastrigin_more_often_than_one_run():
+    problem = get_problem("rastrigin", 5)
+    single = bipop = 0
+    for seed in range(6):
+        termination = Termination(target=1e-8, max_evaluations=80_000)
+        single += optimise(CMAES(start(seed, 5), 2.0, seed=seed, termination=termination), problem).best_value <= 1e-8
+        bipop += optimise(BIPOPCMAES(start(seed, 5), 2.0, seed=seed, termination=termination),
+                          problem).best_value <= 1e-8
+    assert bipop >= 5 and bipop > single + 2
+
+
+def test_nan_and_plus_inf_rank_last_and_are_counted_minus_inf_ranks_first():
     problem = get_problem("sphere", 4)
     es, twin = CMAES(np.ones(4), 1.0, seed=3), CMAES(np.ones(4), 1.0, seed=3)
     X = es.ask()
     assert np.array_equal(X, twin.ask())
     values = problem.evaluate(X)
-    best = int(np.argmin(values))
-    bad = sorted({best, (best + 2) % es.popsize, (best + 5) % es.popsize})
-    values[bad] = [np.nan, np.inf, np.nan]
-    values[best] = -np.inf  # naive sorting would make it the best of all
-    as_worst = values.copy()  # what ranking last means: worse than every finite value, in row order
-    as_worst[bad] = np.nanmax(values[np.isfinite(values)]) + 1 + np.arange(len(bad))
+    worst = int(np.argmax(values))
+    bad = sorted({(worst + 2) % es.popsize, (worst + 5) % es.popsize, (worst + 7) % es.popsize} - {worst})
+    values[bad] = [np.nan, np.inf, np.nan][:len(bad)]
+    values[worst] = -np.inf  # a minimiser's best possible value: pycma and cmaes rank it first
+    ranked = values.copy()  # the same order in finite numbers
+    ranked[bad] = np.nanmax(values[np.isfinite(values)]) + 1 + np.arange(len(bad))
+    ranked[worst] = np.nanmin(values[np.isfinite(values)]) - 1
     es.tell(X, values)
-    twin.tell(X, as_worst)
+    twin.tell(X, ranked)
     assert es.last_nan_count == es.nan_count == len(bad)
     for name in ("mean", "C", "ps", "pc", "sigma"):
         np.testing.assert_array_equal(getattr(es, name), getattr(twin, name))
-    assert math.isfinite(es.best_value) and all(np.all(np.isfinite(getattr(es, k))) for k in ("mean", "C"))
+    assert es.best_value == -np.inf and np.array_equal(es.best_x, X[worst])
+    assert all(np.all(np.isfinite(getattr(es, k))) for k in ("mean", "C"))
     es.tell(es.ask(), problem.evaluate(es._pending[0]))
-    assert es.last_nan_count == 0 and es.nan_count == len(bad)
+    assert es.last_nan_count == 0 and es.nan_count == len(bad) and es.best_value == -np.inf
+
+
+def test_a_run_told_only_minus_inf_stops_on_flat_values_without_warnings(tmp_path):
+    es = CMAES(np.zeros(3), 1.0, seed=0, termination=Termination(target=-1e300))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # -inf - -inf would be a RuntimeWarning
+        es.tell(es.ask(), np.full(es.popsize, -np.inf))
+        assert es.stop() == {"target": -1e300}
+        loaded = CMAES.load(es.save(tmp_path / "minus_inf.npz"))
+        assert loaded.best_value == -np.inf
+        plain = CMAES(np.zeros(3), 1.0, seed=0)
+        while not plain.stop():
+            plain.tell(plain.ask(), np.full(plain.popsize, -np.inf))
+    assert "tolfun" in plain.stop() and plain.generation < 100
 
 
 def test_all_nan_generation_raises_and_keeps_the_state():
     es = CMAES(np.ones(3), 1.0, seed=0)
     X = es.ask()
     mean, C, sigma = es.mean.copy(), es.C.copy(), es.sigma
-    with pytest.raises(EvaluationError, match="NaN or infinite"):
+    with pytest.raises(EvaluationError, match="NaN or \\+inf"):
         es.tell(X, np.full(es.popsize, np.nan))
     np.testing.assert_array_equal(es.mean, mean)
     np.testing.assert_array_equal(es.C, C)

@@ -4,7 +4,7 @@ import pytest
 
 from wm_studio.core import files
 from wm_studio.core.errors import CheckpointError
-from wm_studio.core.es import CMAES, IPOPCMAES, SepCMAES, Termination, get_problem
+from wm_studio.core.es import BIPOPCMAES, CMAES, IPOPCMAES, SepCMAES, Termination, get_problem
 
 STATE = ("mean", "C", "B", "D", "ps", "pc", "best_x")
 
@@ -68,21 +68,49 @@ def test_checkpoint_keeps_settings_and_termination(tmp_path):
     assert isinstance(meta["rng"]["state"]["state"], int)  # the generator travels as JSON, not pickle
 
 
-def test_ipop_resume_equals_the_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("strategy", [IPOPCMAES, BIPOPCMAES])
+def test_restart_strategies_resume_equal_the_uninterrupted_run(strategy, tmp_path):
     problem = get_problem("rastrigin", 3)
-    termination = Termination(tolfun=1e-3, max_evaluations=4000)
-    straight, straight_X = IPOPCMAES(np.full(3, 3.0), 0.2, seed=5, termination=termination), []
-    generations(straight, problem, 120, straight_X)
-    assert straight.restarts >= 1  # the checkpoint below is taken after a restart
+    termination = Termination(tolfun=1e-3, max_evaluations=6000)
+    straight, straight_X = strategy(np.full(3, 3.0), 0.2, seed=5, termination=termination), []
+    generations(straight, problem, 160, straight_X)
+    assert straight.restarts >= 3  # the checkpoint below is taken after restarts (BIPOP: of both regimes)
 
-    first, resumed_X = IPOPCMAES(np.full(3, 3.0), 0.2, seed=5, termination=termination), []
-    generations(first, problem, 60, resumed_X)
-    resumed = IPOPCMAES.load(first.save(tmp_path / "ipop.npz"))
-    generations(resumed, problem, 60, resumed_X)
+    first, resumed_X = strategy(np.full(3, 3.0), 0.2, seed=5, termination=termination), []
+    generations(first, problem, 80, resumed_X)
+    assert first.restarts >= 2
+    resumed = strategy.load(first.save(tmp_path / "restarts.npz"))
+    generations(resumed, problem, 80, resumed_X)
     for a, b in zip(straight_X, resumed_X):
         np.testing.assert_array_equal(a, b)
-    assert (resumed.restarts, resumed.evaluations, resumed.best_value, resumed.history) == \
-        (straight.restarts, straight.evaluations, straight.best_value, straight.history)
+    assert (resumed.restarts, resumed.evaluations, resumed.best_value, resumed.history, resumed.regime,
+            resumed.run_sigma0) == (straight.restarts, straight.evaluations, straight.best_value, straight.history,
+                                    straight.regime, straight.run_sigma0)
+    if strategy is BIPOPCMAES:
+        assert {h["regime"] for h in straight.history} == {"small", "large"}
+        assert (resumed.budgets, resumed.large_runs) == (straight.budgets, straight.large_runs)
+
+
+def test_an_ipop_checkpoint_from_before_bipop_still_loads(tmp_path):
+    problem = get_problem("rastrigin", 3)
+    es = generations(IPOPCMAES(np.full(3, 3.0), 0.2, seed=5, termination=Termination(tolfun=1e-3)), problem, 80, [])
+    assert es.restarts >= 1
+    path = es.save(tmp_path / "old.npz")
+    arrays, meta = files.load_npz(path)
+    for key in ("default_popsize", "regime", "run_sigma0"):
+        del meta[key]
+    for entry in meta["history"]:
+        del entry["regime"], entry["sigma0"]
+    files.save_npz(path, arrays, meta)
+    loaded = IPOPCMAES.load(path)
+    assert (loaded.default_popsize, loaded.regime, loaded.run_sigma0) == (7, "large", 0.2)
+    assert [e["popsize"] for e in loaded.restart_events()] == [e["popsize"] for e in es.restart_events()]
+
+
+def test_a_minus_inf_best_value_survives_a_restart_checkpoint(tmp_path):
+    es = IPOPCMAES(np.zeros(3), 1.0, seed=0)
+    es.tell(es.ask(), np.full(es.popsize, -np.inf))
+    assert IPOPCMAES.load(es.save(tmp_path / "minus_inf.npz")).best_value == -np.inf
 
 
 def test_wrong_dimension_or_kind_is_a_checkpoint_error(tmp_path):
@@ -99,6 +127,9 @@ def test_wrong_dimension_or_kind_is_a_checkpoint_error(tmp_path):
         CMAES.load(other)
     with pytest.raises(CheckpointError, match="not an IPOPCMAES checkpoint"):
         IPOPCMAES.load(full)
+    bipop = BIPOPCMAES(np.zeros(4), 1.0, seed=0).save(tmp_path / "bipop.npz")
+    with pytest.raises(CheckpointError, match="not an IPOPCMAES checkpoint"):
+        IPOPCMAES.load(bipop)
 
 
 def tamper(path, arrays_change=None, meta_change=None):

@@ -1,6 +1,7 @@
 """Strategy parameters: the table of design.md section 5, the tutorial's weights, and pycma's view of them."""
 import math
 import warnings
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -73,6 +74,30 @@ def test_bad_mu_is_a_config_error(mu):
 def test_bad_start_is_a_config_error(x0, sigma0):
     with pytest.raises(ConfigError):
         CMAES(x0, sigma0)
+
+
+@pytest.mark.parametrize("popsize", [2.7, 10.5, "10", True, float("nan"), 1, 0, -4])
+def test_a_population_that_is_not_a_whole_number_of_at_least_2_is_refused(popsize):
+    with pytest.raises(ConfigError, match="population size"):
+        CMAES(np.zeros(3), 1.0, popsize=popsize)
+
+
+@pytest.mark.parametrize("popsize", [12, np.int64(12), 12.0, np.float32(12)])
+def test_a_population_given_as_any_whole_number_is_taken(popsize):
+    assert CMAES(np.zeros(3), 1.0, popsize=popsize).popsize == 12
+
+
+@pytest.mark.parametrize("sigma0", [2, 2.0, np.float32(2), np.int64(2), np.array(2.0), np.array(2), Fraction(2)])
+def test_sigma0_is_any_real_number(sigma0):
+    es = CMAES(np.zeros(3), sigma0, seed=1)
+    assert es.sigma0 == es.sigma == 2.0 and type(es.sigma) is float
+    np.testing.assert_array_equal(es.ask(), CMAES(np.zeros(3), 2.0, seed=1).ask())
+
+
+@pytest.mark.parametrize("sigma0", [np.array([2.0]), np.array(True), True, "2", 2 + 0j, None, np.array(np.nan)])
+def test_sigma0_that_is_not_one_real_number_is_refused(sigma0):
+    with pytest.raises(ConfigError, match="sigma0"):
+        CMAES(np.zeros(3), sigma0)
 
 
 def pycma():

@@ -47,10 +47,33 @@ def test_schaffer_is_the_design_formula_squared():
 
 def test_bad_requests():
     with pytest.raises(ConfigError, match="unknown problem"):
-        get_problem("griewank", 3)
+        get_problem("schwefel", 3)
     with pytest.raises(ConfigError, match="2-dimensional"):
         get_problem("schaffer", 3)
     with pytest.raises(ConfigError):
         get_problem("sphere", 0)
     with pytest.raises(ConfigError):
         get_problem("sphere", 3).evaluate(np.zeros((4, 2)))
+
+
+def test_the_schaffer_optimum_can_be_moved():
+    classic, moved = get_problem("schaffer", 2), get_problem("schaffer", 2, shift=(-3.0, 4.5))
+    assert np.array_equal(classic.optimum, [10, 10]) and classic.box == ((-8.0, 18.0), (-8.0, 18.0))
+    assert np.array_equal(moved.optimum, [-3.0, 4.5]) and moved.evaluate(moved.optimum).tolist() == [0.0]
+    X = np.random.default_rng(2).uniform(-20, 20, (30, 2))
+    # the same landscape, translated
+    np.testing.assert_array_equal(moved.evaluate(X + [-13.0, -5.5]), classic.evaluate(X))
+    (x_lo, x_hi), (y_lo, y_hi) = moved.box
+    assert x_lo <= -3 - 8 and x_hi >= 8 and y_lo <= -8 and y_hi >= 4.5 + 8   # the optimum and x0 = 0 inside
+    assert "(-3, 4.5)" in moved.description
+    for bad in ((1.0,), (1.0, np.nan), "far", (1, 2, 3)):
+        with pytest.raises(ConfigError, match="Schaffer optimum"):
+            get_problem("schaffer", 2, shift=bad)
+    with pytest.raises(ConfigError, match="only the Schaffer"):
+        get_problem("sphere", 2, shift=(1.0, 1.0))
+
+
+def test_griewank_known_values():
+    griewank = get_problem("griewank", 2)
+    expected = 1 + (9 + 16) / 4000 - math.cos(3) * math.cos(4 / math.sqrt(2))
+    assert griewank.evaluate([3.0, 4.0])[0] == pytest.approx(expected, rel=1e-14)

@@ -26,6 +26,7 @@ drawn on the host and copied to the GPU), so a run is reproducible from its seed
 from __future__ import annotations
 
 import math
+import numbers
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,9 +111,7 @@ def raw_weights(popsize: int, mu: int, default_mu: bool) -> np.ndarray:
 def strategy_parameters(n: int, popsize: int | None = None, mu=None, separable: bool = False) -> StrategyParameters:
     if n < 1:
         raise ConfigError(f"the search space needs at least one dimension, not {n}")
-    popsize = default_popsize(n) if popsize is None else int(popsize)
-    if popsize < 2:
-        raise ConfigError(f"the population size must be at least 2, not {popsize}")
+    popsize = default_popsize(n) if popsize is None else checked_popsize(popsize)
     mu_count = resolve_mu(mu, popsize)
     raw = raw_weights(popsize, mu_count, mu is None)
     positive, negative = raw[raw > 0], raw[raw < 0]
@@ -169,6 +168,44 @@ def eigh_lower(C, vectors_out=None):
             raise np.linalg.LinAlgError("Eigenvalues did not converge") from None
 
 
+def spread(values: np.ndarray) -> float:
+    """max - min, 0 when all are equal (also all -inf, where the difference would be NaN)."""
+    high, low = values.max(), values.min()
+    return 0.0 if high == low else float(high - low)
+
+
+def checked_popsize(popsize) -> int:
+    """A population size given as any whole number (64, np.int64(64), 64.0); 2.7 or "64" is a ConfigError."""
+    if isinstance(popsize, (bool, np.bool_)) or not isinstance(popsize, numbers.Real) \
+            or not math.isfinite(popsize) or popsize != int(popsize):
+        raise ConfigError(f"the population size must be a whole number, not {popsize!r}")
+    if popsize < 2:
+        raise ConfigError(f"the population size must be at least 2, not {popsize!r}")
+    return int(popsize)
+
+
+def checked_sigma0(sigma0) -> float:
+    """sigma0 as a float: any real number (int, float, Fraction, numpy scalar or 0-d array) that is positive
+    and finite; anything else is a ConfigError."""
+    if isinstance(sigma0, np.ndarray) and sigma0.ndim == 0 and sigma0.dtype.kind in "iuf":
+        sigma0 = sigma0.item()
+    if isinstance(sigma0, (bool, np.bool_)) or not isinstance(sigma0, numbers.Real) \
+            or not (math.isfinite(sigma0) and sigma0 > 0):
+        raise ConfigError(f"sigma0 must be a positive finite number, not {sigma0!r}")
+    return float(sigma0)
+
+
+def value_to_json(value: float):
+    """A best value for a JSON checkpoint: +inf (nothing evaluated yet) as None, -inf as the string "-inf"."""
+    if math.isfinite(value):
+        return value
+    return None if value > 0 else "-inf"
+
+
+def value_from_json(value) -> float:
+    return math.inf if value is None else float(value)
+
+
 def read_only(array) -> np.ndarray:
     """A host array the caller cannot write into (CuPy arrays are copied, numpy ones viewed)."""
     view = to_numpy(array).view()
@@ -188,8 +225,7 @@ class _CMABase(ABC):
         x0 = np.array(x0, dtype=np.float64).reshape(-1)
         if x0.size == 0 or not np.all(np.isfinite(x0)):
             raise ConfigError("x0 must be a non-empty vector of finite numbers")
-        if not (isinstance(sigma0, (int, float, np.floating, np.integer)) and math.isfinite(sigma0) and sigma0 > 0):
-            raise ConfigError(f"sigma0 must be a positive finite number, not {sigma0!r}")
+        sigma0 = checked_sigma0(sigma0)
         if termination is not None and not isinstance(termination, Termination):
             raise ConfigError("termination must be a wm_studio.core.es.Termination")
         self.params = strategy_parameters(x0.size, popsize, mu, separable=self._SEPARABLE)
@@ -261,20 +297,21 @@ class _CMABase(ABC):
     def tell(self, X, values) -> None:
         """Update the distribution from candidates X (popsize, n) and their values (lower is better).
 
-        NaN and infinite values rank last (after every finite one, ties in row order) and are counted in
-        nan_count / last_nan_count. If every value is non-finite the distribution is left as it was and
-        EvaluationError is raised (the evaluations still count)."""
+        -inf is a value like any other, the best there is. NaN and +inf are failed evaluations: they rank last
+        (after every other value, ties in row order) and are counted in nan_count / last_nan_count. If every
+        value failed the distribution is left as it was and EvaluationError is raised (the evaluations still
+        count)."""
         X, values = self._check_told(X, values)
-        finite = np.isfinite(values)
-        self.last_nan_count = int(self.popsize - finite.sum())
+        valid = values < np.inf  # False for NaN and +inf
+        self.last_nan_count = int(self.popsize - valid.sum())
         self.nan_count += self.last_nan_count
         self.evaluations += self.popsize
-        if not finite.any():
+        if not valid.any():
             self._pending = None
             raise EvaluationError(f"all {self.popsize} objective values of generation {self.generation + 1} are "
-                                  f"NaN or infinite: check the objective function; the search was not updated")
-        order = np.argsort(np.where(finite, values, np.inf), kind="stable")
-        self._record_values(X, values, finite, order)
+                                  f"NaN or +inf: check the objective function; the search was not updated")
+        order = np.argsort(np.where(valid, values, np.inf), kind="stable")
+        self._record_values(X, values, valid, order)
 
         y, z = self._samples_of(X)
         xp, p = self.xp, self.params
@@ -329,15 +366,15 @@ class _CMABase(ABC):
         y = (self.xp.asarray(X) - self._mean) / self.sigma
         return y, self._whiten(y)
 
-    def _record_values(self, X, values, finite, order):
+    def _record_values(self, X, values, valid, order):
         best = order[0]
         if values[best] < self.best_value:
             self.best_value = float(values[best])
             self._best_x = X[best].copy()
         keep = history_length(self.n, self.popsize)
         self._best_history = np.append(self._best_history[-keep + 1:], values[best])
-        self._median_history = np.append(self._median_history[-keep + 1:], np.median(values[finite]))
-        self._last_values = values[finite].copy()
+        self._median_history = np.append(self._median_history[-keep + 1:], np.median(values[valid]))
+        self._last_values = values[valid].copy()
 
     # --- termination --------------------------------------------------------------------------------------
     def stop(self) -> dict:
@@ -349,11 +386,9 @@ class _CMABase(ABC):
         window = fitness_window(self.n, self.popsize)
         recent = self._best_history[-window:]
         full_window = len(self._best_history) >= window
-        if t.tolfun is not None and full_window:
-            values = np.concatenate([recent, self._last_values])
-            if values.max() - values.min() < t.tolfun:
-                met["tolfun"] = t.tolfun
-        if t.tolfunhist is not None and full_window and recent.max() - recent.min() <= t.tolfunhist:
+        if t.tolfun is not None and full_window and spread(np.concatenate([recent, self._last_values])) < t.tolfun:
+            met["tolfun"] = t.tolfun
+        if t.tolfunhist is not None and full_window and spread(recent) <= t.tolfunhist:
             met["tolfunhist"] = t.tolfunhist
         stds = self.sigma * to_numpy(self._coordinate_stds())
         if t.tolx is not None and np.all(stds < t.tolx) and np.all(self.sigma * np.abs(self.pc) < t.tolx):
@@ -398,8 +433,8 @@ class _CMABase(ABC):
         meta = {"kind": self._KIND, "format": CHECKPOINT_FORMAT, "n": self.n, "popsize": self.popsize,
                 "mu": self._mu_given, "sigma": self.sigma, "sigma0": self.sigma0, "generation": self.generation,
                 "evaluations": self.evaluations, "nan_count": self.nan_count, "last_nan_count": self.last_nan_count,
-                "best_value": self.best_value if math.isfinite(self.best_value) else None,
-                "initial_max_std": self._initial_max_std, "backend": self.backend_requested,
+                "best_value": value_to_json(self.best_value), "initial_max_std": self._initial_max_std,
+                "backend": self.backend_requested,
                 "termination": self.termination.to_dict(), "rng": files.generator_state(self._rng),
                 **self._covariance_meta()}
         return arrays, meta
@@ -439,7 +474,7 @@ class _CMABase(ABC):
         self.sigma = float(meta["sigma"])
         self.generation, self.evaluations = int(meta["generation"]), int(meta["evaluations"])
         self.nan_count, self.last_nan_count = int(meta["nan_count"]), int(meta["last_nan_count"])
-        self.best_value = math.inf if meta["best_value"] is None else float(meta["best_value"])
+        self.best_value = value_from_json(meta["best_value"])
         self._best_x = arrays["best_x"].copy()
         self._best_history = arrays["best_history"].astype(np.float64)
         self._median_history = arrays["median_history"].astype(np.float64)

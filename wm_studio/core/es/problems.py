@@ -13,24 +13,22 @@ import numpy as np
 
 from wm_studio.core.errors import ConfigError
 
-SCHAFFER_CENTRE = 10.0
+SCHAFFER_SHIFT = (10.0, 10.0)  # the optimum of the classic demo (design.md section 5)
 
 
-def schaffer_f(X: np.ndarray) -> np.ndarray:
-    """The shifted Schaffer function f(x, y) = 0.5 + (sin^2((x-10)^2 - (y-10)^2) - 0.5) / (1 + 0.001 r^2)^2,
-    r^2 = (x-10)^2 + (y-10)^2, written as (sin^2(u) + 0.5 a (2 + a)) / (1 + a)^2 with a = 0.001 r^2: the same
-    function, without the cancellation of 0.5 - 0.5 that would hide distances below about 1e-6 from (10, 10)."""
-    dx, dy = X[:, 0] - SCHAFFER_CENTRE, X[:, 1] - SCHAFFER_CENTRE
+def schaffer_f(X: np.ndarray, shift=SCHAFFER_SHIFT) -> np.ndarray:
+    """The shifted Schaffer function f(x, y) = 0.5 + (sin^2(dx^2 - dy^2) - 0.5) / (1 + 0.001 r^2)^2 with
+    (dx, dy) = (x, y) - shift and r^2 = dx^2 + dy^2, written as (sin^2(u) + 0.5 a (2 + a)) / (1 + a)^2 with
+    a = 0.001 r^2: the same function, without the cancellation of 0.5 - 0.5 that would hide distances below
+    about 1e-6 from the optimum. f(shift) = 0 exactly."""
+    dx, dy = X[:, 0] - shift[0], X[:, 1] - shift[1]
     a = 0.001 * (dx ** 2 + dy ** 2)
     return (np.sin(dx ** 2 - dy ** 2) ** 2 + 0.5 * a * (2 + a)) / (1 + a) ** 2
 
 
-SCHAFFER_F_STAR = float(schaffer_f(np.full((1, 2), SCHAFFER_CENTRE))[0])  # f(10, 10), = 0
-
-
-def schaffer(X: np.ndarray) -> np.ndarray:
-    """(f - f(10, 10))^2: the demo maximises F = -(f - f(10, 10))^2, so CMA-ES minimises its negative."""
-    return (schaffer_f(X) - SCHAFFER_F_STAR) ** 2
+def schaffer(X: np.ndarray, shift=SCHAFFER_SHIFT) -> np.ndarray:
+    """(f - f(shift))^2 = f^2: the demo maximises F = -(f - f*)^2, so CMA-ES minimises its negative."""
+    return schaffer_f(X, shift) ** 2
 
 
 def sphere(X: np.ndarray) -> np.ndarray:
@@ -48,6 +46,11 @@ def rosenbrock(X: np.ndarray) -> np.ndarray:
 
 def rastrigin(X: np.ndarray) -> np.ndarray:
     return 10 * X.shape[1] + np.sum(X ** 2 - 10 * np.cos(2 * math.pi * X), axis=1)
+
+
+def griewank(X: np.ndarray) -> np.ndarray:
+    """1 + sum x_i^2 / 4000 - prod cos(x_i / sqrt(i)), i = 1..n."""
+    return 1 + np.sum(X ** 2, axis=1) / 4000 - np.prod(np.cos(X / np.sqrt(np.arange(1, X.shape[1] + 1))), axis=1)
 
 
 @dataclass(frozen=True)
@@ -73,12 +76,26 @@ def _ellipsoid(n: int) -> Callable[[np.ndarray], np.ndarray]:
     return lambda X: X ** 2 @ scales
 
 
-_PROBLEMS = {
-    "schaffer": lambda n: Problem(
-        "schaffer", n, schaffer, np.full(2, SCHAFFER_CENTRE), ((-8.0, 18.0), (-8.0, 18.0)),
-        "Shifted Schaffer function, optimum at (10, 10) inside rings of local optima; value (f - f(10,10))^2. "
+def schaffer_problem(shift=SCHAFFER_SHIFT) -> Problem:
+    """The Schaffer demo with its optimum at `shift`; the plotted box holds the optimum and the origin (the
+    default x0) with 8 units to spare: (-8, 18) on both axes for the classic (10, 10)."""
+    try:
+        shift = tuple(float(v) for v in np.asarray(shift, dtype=float).reshape(-1))
+    except (TypeError, ValueError):
+        raise ConfigError(f"the Schaffer optimum must be two numbers, not {shift!r}") from None
+    if len(shift) != 2 or not all(math.isfinite(v) for v in shift):
+        raise ConfigError(f"the Schaffer optimum must be two finite numbers, not {shift!r}")
+    box = tuple((min(0.0, v) - 8.0, max(0.0, v) + 8.0) for v in shift)
+    where = f"({shift[0]:g}, {shift[1]:g})"
+    return Problem(
+        "schaffer", 2, lambda X: schaffer(X, shift), np.array(shift), box,
+        f"Shifted Schaffer function, optimum at {where} inside rings of local optima; value (f - f{where})^2. "
         "The value is about 1e-6 d^4 at distance d from the optimum: lower Termination(tolfun=...) to get "
-        "closer than d = 0.03."),
+        "closer than d = 0.03.")
+
+
+_PROBLEMS = {
+    "schaffer": lambda n: schaffer_problem(),
     "sphere": lambda n: Problem(
         "sphere", n, sphere, np.zeros(n), ((-5.0, 5.0), (-5.0, 5.0)), "Sum of squares, optimum at 0."),
     "ellipsoid": lambda n: Problem(
@@ -90,11 +107,16 @@ _PROBLEMS = {
     "rastrigin": lambda n: Problem(
         "rastrigin", n, rastrigin, np.zeros(n), ((-5.12, 5.12), (-5.12, 5.12)),
         "Rastrigin: a sphere with a cosine grid of about 10^n local optima, optimum at 0."),
+    "griewank": lambda n: Problem(
+        "griewank", n, griewank, np.zeros(n), ((-12.0, 12.0), (-12.0, 12.0)),
+        "Griewank: a wide bowl with a product of cosines on it, local optima near every point of a grid; "
+        "optimum at 0."),
 }
 PROBLEMS = tuple(_PROBLEMS)
 
 
-def get_problem(name: str, n: int = 2) -> Problem:
+def get_problem(name: str, n: int = 2, shift=None) -> Problem:
+    """The problem `name` in n dimensions; shift moves the Schaffer problem's optimum (default (10, 10))."""
     if name not in _PROBLEMS:
         raise ConfigError(f"unknown problem {name!r}: choose one of {', '.join(PROBLEMS)}")
     if not isinstance(n, (int, np.integer)) or n < 1:
@@ -103,4 +125,8 @@ def get_problem(name: str, n: int = 2) -> Problem:
         raise ConfigError(f"the Schaffer problem is 2-dimensional, not {n}-dimensional")
     if name == "rosenbrock" and n < 2:
         raise ConfigError("Rosenbrock needs at least 2 dimensions")
+    if shift is not None:
+        if name != "schaffer":
+            raise ConfigError(f"only the Schaffer problem can be shifted, not {name}")
+        return schaffer_problem(shift)
     return _PROBLEMS[name](int(n))

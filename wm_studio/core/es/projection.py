@@ -1,13 +1,15 @@
 """A search distribution seen in two dimensions: the plane of the two leading principal axes of sigma^2 C.
 
 For n == 2 the projection is the identity, so the plot shows the raw (x1, x2). For n > 2 a point x is drawn at
-u = basis.T @ x, where the columns of `basis` are the eigenvectors of C with the two largest eigenvalues (eigh: C is
-symmetric). The population, the mean m, the optimum and the ellipse of sigma^2 C all go through the same basis, so
+u = basis.T @ x, where the columns of `basis` span the plane of the eigenvectors of C with the two largest
+eigenvalues (eigh: C is symmetric). The population, the mean m, the optimum and the ellipse of sigma^2 C all go through the same basis, so
 they stay consistent in the picture; `lift` maps a plotted point back onto the plane through m.
 
-Eigenvectors have no sign of their own: each axis is flipped to agree with the previous generation's axis, so the
-picture does not mirror itself from one generation to the next. The Evolution pane and the controller-training
-stage (867-D) both use this.
+Eigenvectors have no sign of their own, and two eigenvalues that cross swap their order: followed naively, the
+picture would mirror itself or turn by 90 degrees from one generation to the next. Given the previous generation's
+axes, the axes drawn are the orthonormal pair *in the new leading plane* closest to them (orthogonal Procrustes):
+the plane is exactly C's leading plane, and the picture turns only as much as that plane does. The Evolution pane
+and the controller-training stage (867-D) both use this.
 """
 from __future__ import annotations
 
@@ -28,8 +30,9 @@ class Projection:
 def leading_axes(cov: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
     """The unit eigenvectors of the two largest eigenvalues of a symmetric (n, n) matrix, as (n, 2) columns.
 
-    With `previous` (the last basis) each axis takes the sign that points the same way as before; without it, each
-    axis's largest component is positive. Equal eigenvalues keep their eigh order (for C = I: e1, e2).
+    With `previous` (the last basis) the pair is turned within its plane to lie closest to `previous` (it then
+    spans the same plane, but its columns need not be eigenvectors). Without it, each axis's largest component is
+    positive. Equal eigenvalues keep their eigh order (for C = I: e1, e2).
     """
     cov = np.asarray(cov, dtype=float)
     n = cov.shape[0]
@@ -40,20 +43,21 @@ def leading_axes(cov: np.ndarray, previous: np.ndarray | None = None) -> np.ndar
     eigenvalues, eigenvectors = np.linalg.eigh(cov)
     order = np.argsort(-eigenvalues, kind="stable")[:2]
     basis = eigenvectors[:, order].copy()
-    if previous is not None and previous.shape == basis.shape:
-        signs = np.sign(np.sum(basis * previous, axis=0))
-    else:
-        rows = np.argmax(np.abs(basis), axis=0)
-        signs = np.sign(basis[rows, [0, 1]])
-    basis *= np.where(signs == 0, 1.0, signs)
-    return basis
+    if previous is not None and previous.shape == (n, 2):
+        # the orthogonal 2 x 2 R that brings basis R closest to previous (orthogonal Procrustes)
+        u, _, vt = np.linalg.svd(basis.T @ previous)
+        return basis @ (u @ vt)
+    rows = np.argmax(np.abs(basis), axis=0)
+    signs = np.sign(basis[rows, [0, 1]])
+    return basis * np.where(signs == 0, 1.0, signs)
 
 
 def project(population: np.ndarray, mean: np.ndarray, cov: np.ndarray, optimum: np.ndarray | None = None,
-            previous_basis: np.ndarray | None = None) -> Projection:
-    """Project a population (k, n), the mean m (n,), cov = sigma^2 C (n, n) and the optimum on the leading plane."""
+            previous_basis: np.ndarray | None = None, basis: np.ndarray | None = None) -> Projection:
+    """Project a population (k, n), the mean m (n,), cov = sigma^2 C (n, n) and the optimum on the leading plane
+    (following previous_basis), or on `basis` when given (another distribution's plane, to compare the two)."""
     cov = np.asarray(cov, dtype=float)
-    basis = leading_axes(cov, previous_basis)
+    basis = leading_axes(cov, previous_basis) if basis is None else np.asarray(basis, dtype=float)
     population = np.asarray(population, dtype=float).reshape(-1, cov.shape[0])
     return Projection(
         basis=basis,

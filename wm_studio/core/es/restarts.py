@@ -1,9 +1,19 @@
-"""IPOP-CMA-ES (Auger & Hansen 2005): restart CMA-ES with a doubled population whenever a run stalls.
+"""Restart strategies for CMA-ES: IPOP (Auger & Hansen 2005) and BIPOP (Hansen 2009).
 
-`IPOPCMAES` has the ask/tell/stop interface of the engines. When the inner run stops for a non-final reason
-(tolfun, stagnation, ...; see termination.py) the next tell() starts a new inner run from x0 with `incpopsize`
-times the population. The budgets (max_evaluations, max_generations, counted over all runs), the target and
-`max_restarts` end everything. Other attributes (mean, sigma, C, ...) are those of the current inner run, `es`.
+Both have the ask/tell/stop interface of the engines. When the inner run stops for a non-final reason (tolfun,
+stagnation, ...; see termination.py) the next tell() starts a new inner run. The budgets (max_evaluations,
+max_generations, counted over all runs), the target and `max_restarts` end everything. Other attributes (mean,
+sigma, C, ...) are those of the current inner run, `es`.
+
+- IPOP: every restart multiplies the population by `incpopsize` (2), from x0 with sigma0.
+- BIPOP: two regimes share the evaluations. The large regime is IPOP (lambda_def * 2^k, sigma0). The small one
+  draws, with U1, U2 ~ U(0, 1), lambda_s = floor(lambda_def * (lambda_large / lambda_def)^(U1^2)) and
+  sigma_s = sigma0 * 10^(-2 U2) (a local search around x0 with a population up to the last large one), capped at
+  half the evaluations the large regime has spent. Each restart goes to the regime that has spent fewer
+  evaluations; the first run (lambda_def) counts as small, as in Hansen's and pycma's code, so the first restart
+  is large. `max_restarts` counts the large restarts only.
+
+`restart_events()` lists every restart (generation, evaluations, new popsize, sigma0, regime) for plots.
 """
 from __future__ import annotations
 
@@ -15,12 +25,11 @@ import numpy as np
 
 from wm_studio.core import files
 from wm_studio.core.errors import CheckpointError, ConfigError, WmStudioError
-from wm_studio.core.es.cmaes import CMAES, _CMABase
+from wm_studio.core.es.cmaes import CMAES, _CMABase, value_from_json, value_to_json
 from wm_studio.core.es.sep import SepCMAES
 from wm_studio.core.es.termination import Termination
 
 CHECKPOINT_FORMAT = 1
-_KIND = "wm_studio.ipopcmaes"
 _ENGINES = {"full": CMAES, "separable": SepCMAES}
 INNER = "inner/"
 
@@ -28,6 +37,9 @@ INNER = "inner/"
 class IPOPCMAES:
     """Restarts with popsize * incpopsize^k. x0 is a vector, or a function of a numpy Generator that draws a
     fresh start point for each run; `variant` "full" or "separable" picks the inner engine."""
+
+    _KIND = "wm_studio.ipopcmaes"
+    strategy = "ipop"
 
     def __init__(self, x0, sigma0, popsize=None, mu=None, seed=None, backend="numpy", termination=None,
                  max_restarts: int = 9, incpopsize: float = 2, variant: str = "full"):
@@ -38,8 +50,8 @@ class IPOPCMAES:
         if not incpopsize > 1:
             raise ConfigError(f"incpopsize must be > 1, not {incpopsize!r}")
         if mu is not None and not (isinstance(mu, float) and 0 < mu < 1):
-            raise ConfigError("IPOPCMAES takes mu as a fraction of the population (or None), which stays "
-                              "meaningful as the population grows")
+            raise ConfigError(f"{type(self).__name__} takes mu as a fraction of the population (or None), which "
+                              f"stays meaningful as the population changes")
         self.termination = termination or Termination()
         self.x0, self.sigma0, self._mu_fraction, self._backend = x0, float(sigma0), mu, backend
         self.max_restarts, self.incpopsize, self.variant = int(max_restarts), incpopsize, variant
@@ -50,16 +62,21 @@ class IPOPCMAES:
         self._best_x = None
         self._evaluations_before = 0       # spent by the finished inner runs
         self._generations_before = 0
-        self.es = self._new_run(popsize)
+        self.es = self._new_run(popsize, self.sigma0)
+        self.default_popsize = self.es.popsize
+        self.regime = "large"              # of the current inner run (BIPOP: "small" or "large")
+        self.run_sigma0 = self.sigma0      # sigma0 of the current inner run
 
     def _start_point(self):
         return self.x0(self._seeds) if callable(self.x0) else self.x0
 
-    def _new_run(self, popsize) -> _CMABase:
+    def _new_run(self, popsize, sigma0, max_evaluations=None) -> _CMABase:
         inner_seed = int(self._seeds.integers(2 ** 63))
-        return _ENGINES[self.variant](self._start_point(), self.sigma0, popsize=popsize, mu=self._mu_fraction,
-                                      seed=inner_seed, backend=self._backend,
-                                      termination=self.termination.without_final_criteria())
+        termination = self.termination.without_final_criteria()
+        if max_evaluations is not None:
+            termination = termination.with_max_evaluations(max_evaluations)
+        return _ENGINES[self.variant](self._start_point(), sigma0, popsize=popsize, mu=self._mu_fraction,
+                                      seed=inner_seed, backend=self._backend, termination=termination)
 
     # --- the interface of the engines ---------------------------------------------------------------------
     @property
@@ -75,7 +92,7 @@ class IPOPCMAES:
         return None if self._best_x is None else self._best_x.copy()
 
     def __getattr__(self, name):
-        # only reached for names IPOPCMAES does not define: those of the current inner run
+        # only reached for names the restart strategy does not define: those of the current inner run
         if name.startswith("_") or name == "es":
             raise AttributeError(name)
         return getattr(self.es, name)
@@ -89,7 +106,7 @@ class IPOPCMAES:
         finally:
             if self.es.best_value < self.best_value:
                 self.best_value, self._best_x = self.es.best_value, self.es.best_x
-        if self._final_reasons() or self.restarts >= self.max_restarts:
+        if self._final_reasons() or self._out_of_restarts():
             return
         reasons = self.es.stop()
         if reasons:
@@ -99,14 +116,26 @@ class IPOPCMAES:
         self.tell(X, -np.asarray(rewards, dtype=np.float64))
 
     def _restart(self, reasons: dict) -> None:
-        best = self.es.best_value
         self.history.append({"popsize": self.es.popsize, "evaluations": self.es.evaluations,
                              "generations": self.es.generation, "stop": reasons,
-                             "best_value": best if math.isfinite(best) else None})
+                             "best_value": value_to_json(self.es.best_value), "regime": self.regime,
+                             "sigma0": self.run_sigma0})
         self._evaluations_before += self.es.evaluations
         self._generations_before += self.es.generation
+        self._finished_run(self.regime, self.es.evaluations)
+        self.regime, popsize, self.run_sigma0, cap = self._next_run()
         self.restarts += 1
-        self.es = self._new_run(int(round(self.es.popsize * self.incpopsize)))
+        self.es = self._new_run(popsize, self.run_sigma0, cap)
+
+    def _finished_run(self, regime: str, evaluations: int) -> None:
+        """Account for an inner run that has just ended (BIPOP's budgets)."""
+
+    def _next_run(self) -> tuple[str, int, float, int | None]:
+        """(regime, popsize, sigma0, evaluation cap or None) of the next inner run."""
+        return "large", int(round(self.es.popsize * self.incpopsize)), self.sigma0, None
+
+    def _out_of_restarts(self) -> bool:
+        return self.restarts >= self.max_restarts
 
     def _final_reasons(self) -> dict:
         return self.termination.final_met(self.best_value, self.evaluations, self.generation)
@@ -115,55 +144,121 @@ class IPOPCMAES:
         """The budget or target once reached; else, after the last allowed restart, the inner run's reasons
         together with {"max_restarts": max_restarts}."""
         met = self._final_reasons()
-        if not met and self.restarts >= self.max_restarts:
+        if not met and self._out_of_restarts():
             inner = self.es.stop()
             if inner:
                 met = {**inner, "max_restarts": self.max_restarts}
         return met
 
+    def restart_events(self) -> list[dict]:
+        """Every restart so far, oldest first: the generation and evaluations (over all runs) after which the
+        new run started, its popsize, sigma0 and regime, and what stopped the run before it."""
+        events, generation, evaluations = [], 0, 0
+        runs = self.history[1:] + [{"popsize": self.es.popsize, "regime": self.regime, "sigma0": self.run_sigma0}]
+        for ended, started in zip(self.history, runs):
+            generation, evaluations = generation + ended["generations"], evaluations + ended["evaluations"]
+            events.append({"generation": generation, "evaluations": evaluations, "popsize": started["popsize"],
+                           "sigma0": started.get("sigma0", self.sigma0), "regime": started.get("regime", "large"),
+                           "stop": ended["stop"]})
+        return events
+
     # --- files --------------------------------------------------------------------------------------------
+    def _extra_meta(self) -> dict:
+        return {}
+
+    def _restore_extra(self, meta) -> None:
+        pass
+
     def save(self, path) -> Path:
         """One npz, written atomically: the restart state plus the inner run's arrays under 'inner/'."""
         inner_arrays, inner_meta = self.es.state()
         arrays = {f"{INNER}{name}": value for name, value in inner_arrays.items()}
         arrays["best_x"] = self._best_x if self._best_x is not None else np.empty(0)
         arrays["x0"] = np.empty(0) if callable(self.x0) else np.asarray(self.x0, dtype=np.float64)
-        meta = {"kind": _KIND, "format": CHECKPOINT_FORMAT, "sigma0": self.sigma0, "mu": self._mu_fraction,
+        meta = {"kind": self._KIND, "format": CHECKPOINT_FORMAT, "sigma0": self.sigma0, "mu": self._mu_fraction,
                 "backend": self._backend, "max_restarts": self.max_restarts, "incpopsize": self.incpopsize,
                 "variant": self.variant, "restarts": self.restarts, "history": self.history,
-                "best_value": self.best_value if math.isfinite(self.best_value) else None,
+                "best_value": value_to_json(self.best_value),
                 "evaluations_before": self._evaluations_before, "generations_before": self._generations_before,
                 "termination": self.termination.to_dict(), "rng": files.generator_state(self._seeds),
-                "x0_callable": callable(self.x0), "inner": inner_meta}
+                "x0_callable": callable(self.x0), "inner": inner_meta, "default_popsize": self.default_popsize,
+                "regime": self.regime, "run_sigma0": self.run_sigma0, **self._extra_meta()}
         return files.save_npz(path, arrays, meta)
 
     @classmethod
     def load(cls, path, x0: Callable | None = None, n: int | None = None, backend: str | None = None):
-        """Rebuild a saved IPOPCMAES. A run whose x0 was a function needs that function again (x0=...)."""
+        """Rebuild a saved run of this strategy. A run whose x0 was a function needs that function again."""
         arrays, meta = files.load_npz(path)
-        if meta.get("kind") != _KIND or meta.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"{path} is not an IPOPCMAES checkpoint of format {CHECKPOINT_FORMAT}")
+        if meta.get("kind") != cls._KIND or meta.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"{path} is not an {cls.__name__} checkpoint of format {CHECKPOINT_FORMAT}")
         if meta.get("x0_callable") and x0 is None:
             raise CheckpointError(f"{path} was made with a function for x0: pass it again as x0=...")
         try:
             variant = meta["variant"]
             inner = {name[len(INNER):]: value for name, value in arrays.items() if name.startswith(INNER)}
             engine = _ENGINES[variant].from_state(inner, meta["inner"], source=str(path), n=n, backend=backend)
-            ipop = cls.__new__(cls)
-            ipop.termination = Termination.from_dict(meta["termination"])
-            ipop.x0 = x0 if meta["x0_callable"] else arrays["x0"]
-            ipop.sigma0, ipop._mu_fraction = float(meta["sigma0"]), meta["mu"]
-            ipop._backend = backend or meta["backend"]
-            ipop.max_restarts, ipop.incpopsize, ipop.variant = int(meta["max_restarts"]), meta["incpopsize"], variant
-            ipop._seeds = files.restore_generator(meta["rng"])
-            ipop.restarts, ipop.history = int(meta["restarts"]), list(meta["history"])
-            ipop.best_value = math.inf if meta["best_value"] is None else float(meta["best_value"])
-            ipop._best_x = arrays["best_x"] if arrays["best_x"].size else None
-            ipop._evaluations_before = int(meta["evaluations_before"])
-            ipop._generations_before = int(meta["generations_before"])
-            ipop.es = engine
+            run = cls.__new__(cls)
+            run.termination = Termination.from_dict(meta["termination"])
+            run.x0 = x0 if meta["x0_callable"] else arrays["x0"]
+            run.sigma0, run._mu_fraction = float(meta["sigma0"]), meta["mu"]
+            run._backend = backend or meta["backend"]
+            run.max_restarts, run.incpopsize, run.variant = int(meta["max_restarts"]), meta["incpopsize"], variant
+            run._seeds = files.restore_generator(meta["rng"])
+            run.restarts, run.history = int(meta["restarts"]), list(meta["history"])
+            run.best_value = value_from_json(meta["best_value"])
+            run._best_x = arrays["best_x"] if arrays["best_x"].size else None
+            run._evaluations_before = int(meta["evaluations_before"])
+            run._generations_before = int(meta["generations_before"])
+            # checkpoints written before BIPOP existed lack these three: IPOP's values then
+            history = run.history
+            run.default_popsize = int(meta.get("default_popsize", history[0]["popsize"] if history
+                                               else engine.popsize))
+            run.regime, run.run_sigma0 = meta.get("regime", "large"), float(meta.get("run_sigma0", run.sigma0))
+            run._restore_extra(meta)
+            run.es = engine
         except CheckpointError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError, WmStudioError) as exc:
-            raise CheckpointError(f"{path} is not a valid IPOPCMAES checkpoint: {exc}") from None
-        return ipop
+            raise CheckpointError(f"{path} is not a valid {cls.__name__} checkpoint: {exc}") from None
+        return run
+
+
+class BIPOPCMAES(IPOPCMAES):
+    """BIPOP-CMA-ES (Hansen 2009): IPOP's growing populations interleaved with short runs of small populations
+    and smaller step sizes, each regime given about the same evaluations (see the module docstring)."""
+
+    _KIND = "wm_studio.bipopcmaes"
+    strategy = "bipop"
+
+    def __init__(self, *args, **kwargs):
+        self.budgets = {"small": 0, "large": 0}   # evaluations spent by each regime's finished runs
+        self.large_runs = 0                        # restarts in the large regime so far
+        super().__init__(*args, **kwargs)
+        self.regime = "small"                      # the first run counts as small (see the module docstring)
+
+    def _finished_run(self, regime: str, evaluations: int) -> None:
+        self.budgets[regime] += evaluations
+
+    def _next_run(self) -> tuple[str, int, float, int | None]:
+        if self.budgets["small"] < self.budgets["large"]:
+            u1, u2 = self._seeds.uniform(size=2)
+            largest = self.incpopsize ** self.large_runs   # the last large population over the default one
+            popsize = int(math.floor(self.default_popsize * largest ** (u1 ** 2)))
+            cap = max(popsize, int(self.budgets["large"] // 2))
+            return "small", popsize, self.sigma0 * 10 ** (-2 * u2), cap
+        self.large_runs += 1
+        popsize = int(round(self.default_popsize * self.incpopsize ** self.large_runs))
+        return "large", popsize, self.sigma0, None
+
+    def _out_of_restarts(self) -> bool:
+        return self.large_runs >= self.max_restarts
+
+    def _extra_meta(self) -> dict:
+        return {"budgets": self.budgets, "large_runs": self.large_runs}
+
+    def _restore_extra(self, meta) -> None:
+        self.budgets = {"small": int(meta["budgets"]["small"]), "large": int(meta["budgets"]["large"])}
+        self.large_runs = int(meta["large_runs"])
+
+
+STRATEGIES = {"ipop": IPOPCMAES, "bipop": BIPOPCMAES}

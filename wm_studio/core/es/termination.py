@@ -22,7 +22,7 @@ Criteria (n: dimension, lambda: population size, "window": 10 + ceil(30 n / lamb
                     20,000), the median of the 20 newest best values and of the 20 newest
                     median values is no better than that of the 20 oldest                       (on)
 
-Budgets and the target are "final": a restart strategy (IPOPCMAES) ends there; every other criterion only says
+Budgets and the target are "final": a restart strategy (IPOPCMAES, BIPOPCMAES) ends there; every other criterion only says
 that this run of CMA-ES has nothing more to give, and a restart with a larger population may.
 """
 from __future__ import annotations
@@ -88,6 +88,9 @@ class Termination:
     def without_final_criteria(self) -> "Termination":
         """The same tolerances with no budget and no target (an inner run of a restart strategy)."""
         return Termination(**{**asdict(self), **{name: None for name in FINAL_CRITERIA}})
+
+    def with_max_evaluations(self, max_evaluations: int) -> "Termination":
+        return Termination(**{**asdict(self), "max_evaluations": int(max_evaluations)})
 
 
 def fitness_window(n: int, popsize: int) -> int:
