@@ -3,11 +3,14 @@ import numpy as np
 import pytest
 from PyQt5.QtCore import QPoint, QPointF, Qt
 
+from PyQt5.QtGui import QImage, QPainter
+
 from wm_studio.core.es.demo import EsSettings, parse_vector
 from wm_studio.core.export import read_animation, read_png, write_png
 from wm_studio.gui.main_window import MainWindow
-from wm_studio.gui.panes.evolution import SPEEDS
+from wm_studio.gui.panes.evolution import DEFAULT_SPEED, SPEEDS
 from wm_studio.gui.views.curves import set_heading
+from wm_studio.gui.views.search_plot import OTHER, tick_texts
 
 WAIT_MS = 20_000
 
@@ -70,6 +73,16 @@ def test_defaults_are_the_schaffer_demo(studio):
     assert snapshot.total == 0   # the pane runs until CMA-ES stops
 
 
+def test_the_default_speed_can_be_followed_and_fast_is_one_click_away(qtbot, studio):
+    _, pane = studio
+    # Schaffer converges in about 36 generations: at 3 a second a person sees the ellipse adapt for 12 s
+    assert pane.speed == DEFAULT_SPEED == 3 and pane.worker.rate == 3 and pane.speed_label.text() == "3 gen/s"
+    pane.fast_button.click()
+    assert pane.speed is None and pane.worker.rate is None and pane.speed_label.text() == "fast"
+    press(qtbot, pane, Qt.Key_F)
+    assert pane.worker.rate == 3 and not pane.fast_button.isChecked()
+
+
 def test_a_step_draws_the_new_population_mean_ellipses_and_curves(qtbot, studio):
     _, pane = studio
     search, figure = pane.figure.search, pane.figure
@@ -127,7 +140,7 @@ def test_reset_starts_again(qtbot, studio):
     before = pane.drawn_snapshot
     press(qtbot, pane, Qt.Key_R)
     qtbot.waitUntil(lambda: drawn_generation(pane) == 0, timeout=WAIT_MS)
-    assert len(pane.history) == 0 and len(pane.recorded) == 1
+    assert len(pane.history) == 0 and len(pane.store) == 1
     assert pane.figure.fitness.curve_data("best")[0].size == 0
     step_to(qtbot, pane, 3)
     assert np.allclose(pane.drawn_snapshot.population, before.population)   # same seed, same run
@@ -147,15 +160,14 @@ def test_clicking_the_plot_sets_x0(qtbot, studio):
     assert np.allclose(scatter_points(pane.figure.search.start), [x0])
 
 
-def test_a_click_mid_run_waits_for_reset(qtbot, studio):
+def test_a_click_mid_run_starts_again_from_there_at_once(qtbot, studio):
     _, pane = studio
-    step_to(qtbot, pane, 1)
+    step_to(qtbot, pane, 2)
     pane.set_x0_at(-3.0, 4.0)
     assert parse_vector(pane.x0_edit.text()) == (-3.0, 4.0)
-    assert pane.latest.generation == 1
-    pane.reset()
-    qtbot.waitUntil(lambda: drawn_generation(pane) == 0, timeout=WAIT_MS)
-    assert np.allclose(pane.drawn_snapshot.mean, [-3, 4])
+    qtbot.waitUntil(lambda: drawn_generation(pane) == 0 and np.allclose(pane.drawn_snapshot.mean, [-3, 4]),
+                    timeout=WAIT_MS)
+    assert np.allclose(scatter_points(pane.figure.search.start), [[-3, 4]])
 
 
 def test_settings_persist_between_launches(qtbot):
@@ -170,13 +182,19 @@ def test_settings_persist_between_launches(qtbot):
     pane.x0_edit.editingFinished.emit()
     pane.speed_slider.setValue(SPEEDS.index(50))
     pane.fps_spin.setValue(24)
+    pane.strategy_box.setCurrentIndex(pane.strategy_box.findData("separable"))
+    pane.compare_group.setChecked(True)
+    pane.other_strategy_box.setCurrentIndex(pane.other_strategy_box.findData("full"))
+    pane.other_seed_spin.setValue(9)
     window.close()
     assert not pane.worker.is_alive()
 
     _, again = open_window(qtbot)
     assert again.read_controls() == EsSettings(function="sphere", dimension=5, popsize=20, mu=5, sigma0=1.5,
-                                               seed=7, x0=(1.0, 2.0, 3.0, 4.0, 5.0))
+                                               seed=7, x0=(1.0, 2.0, 3.0, 4.0, 5.0), strategy="separable")
     assert again.speed == 50 and again.fps_spin.value() == 24
+    other = again.read_other(again.read_controls())
+    assert again.compare_group.isChecked() and (other.strategy, other.seed) == ("full", 9)
     qtbot.waitUntil(lambda: again.drawn_snapshot.dimension == 5, timeout=WAIT_MS)
     # and a 2-D-only problem keeps the chosen dimension for later
     choose(again, "schaffer")
@@ -197,11 +215,13 @@ def test_many_dimensions_show_a_projected_population(qtbot, studio):
     step_to(qtbot, pane, 2)
     snapshot = pane.drawn_snapshot
     assert snapshot.population.shape == (10, 2) and snapshot.parents == 5   # lambda = 4 + 3 ln 10 = 10
-    assert np.allclose(scatter_points(pane.figure.search.population), snapshot.population)
-    assert np.allclose(scatter_points(pane.figure.search.solution), [np.ones(10) @ snapshot.basis])
-    assert "principal axis 1" in pane.figure.search.getAxis("bottom").labelText
-    # a click picks the point of the plotted plane, in all 10 dimensions
-    pane.set_x0_at(*snapshot.mean)
+    # drawn relative to m, so that the ticks stay short however far from 0 the distribution has gone
+    assert np.allclose(scatter_points(pane.figure.search.population), snapshot.population - snapshot.mean)
+    assert np.allclose(scatter_points(pane.figure.search.mean), [[0, 0]])
+    assert np.allclose(scatter_points(pane.figure.search.solution), [np.ones(10) @ snapshot.basis - snapshot.mean])
+    assert "leading axes" in pane.figure.search.getAxis("bottom").labelText
+    # a click picks the point of the plotted plane, in all 10 dimensions: here m itself
+    pane.set_x0_at(0.0, 0.0)
     assert np.allclose(parse_vector(pane.x0_edit.text()), snapshot.origin, atol=1e-3)
 
 
@@ -218,16 +238,17 @@ def test_bad_settings_are_shown_not_fatal(qtbot, studio):
 
 
 def test_an_exception_in_the_worker_is_shown_not_fatal(qtbot, studio, monkeypatch):
+    from wm_studio.gui.panes import evolution
     window, pane = studio
-    real_run = EsSettings.run
+    real_run = evolution.run_frames
 
-    def breaks_after_one(settings, generations=None):
-        stage = real_run(settings, generations)
+    def breaks_after_one(settings, other=None):
+        stage = real_run(settings, other)
         yield next(stage)
         yield next(stage)
         raise RuntimeError("the objective exploded")
 
-    monkeypatch.setattr(EsSettings, "run", breaks_after_one)
+    monkeypatch.setattr(evolution, "run_frames", breaks_after_one)
     pane.reset()
     pane.worker.step(3)
     qtbot.waitUntil(lambda: "the objective exploded" in window.log_dock.text(), timeout=WAIT_MS)
@@ -242,7 +263,7 @@ def test_an_exception_in_the_worker_is_shown_not_fatal(qtbot, studio, monkeypatc
 def test_closing_mid_run_shuts_down_cleanly(qtbot, qtlog):
     window, pane = open_window(qtbot)
     choose(pane, "rosenbrock", 100)      # thousands of generations: still running when the window closes
-    pane.speed_slider.setValue(SPEEDS.index(None))
+    pane.fast_button.click()
     pane.run_button.click()
     qtbot.waitUntil(lambda: drawn_generation(pane) >= 3, timeout=WAIT_MS)
     assert pane.worker.running
@@ -251,18 +272,26 @@ def test_closing_mid_run_shuts_down_cleanly(qtbot, qtlog):
     assert not [r for r in qtlog.records if "QThread" in r.message or "destroyed" in r.message.lower()]
 
 
-def test_record_and_export_gif_mp4_png(qtbot, studio, tmp_path):
+def test_export_gif_mp4_png_of_a_replayed_range(qtbot, studio, tmp_path):
     _, pane = studio
-    step_to(qtbot, pane, 3)
-    assert [s.generation for s in pane.recorded] == [0, 1, 2, 3]
+    step_to(qtbot, pane, 5)
+    assert [frame.index for frame in pane.store.between(0, 5)] == [0, 1, 2, 3, 4, 5]
     pane.size_box.setCurrentText("640 × 360")
     pane.fps_spin.setValue(5)
+    pane.export_from.setValue(2)
+    pane.export_to.setValue(4)
     seen = []
     path = pane.export_animation(tmp_path / "run.gif", progress=lambda done, total: seen.append(done))
     frames = read_animation(path)
-    assert len(frames) == 4 and frames[0].shape == (360, 640, 3)
+    assert len(frames) == 3 and frames[0].shape == (360, 640, 3)
     assert all(np.abs(a.astype(int) - b).mean() > 0.5 for a, b in zip(frames, frames[1:]))
-    assert seen == [1, 2, 3, 4] and pane.export_progress.maximum() == 4 and pane.export_progress.isHidden()
+    assert seen == [1, 2, 3] and pane.export_progress.maximum() == 3 and pane.export_progress.isHidden()
+    # the same generations rendered on their own, as es-animate would draw them, give the same pictures
+    from wm_studio.gui.render import render_frames
+    alone = list(render_frames(pane.store.between(2, 4), pane._problem, (640, 360), pane._x0,
+                               histories=(pane.history, pane.other_history)))
+    assert all(np.abs(a.astype(int) - b).mean() < 3 for a, b in zip(frames, alone))
+    pane.export_to.setValue(-1)                           # "end": up to the newest generation
     mp4 = read_animation(pane.export_animation(tmp_path / "run.mp4"))
     assert len(mp4) == 4 and mp4[0].shape == (360, 640, 3)
     frame = pane.view_frame()
@@ -327,25 +356,202 @@ def test_export_dialogs(qtbot, studio, tmp_path, monkeypatch):
     chosen.append(str(tmp_path / "run.gif"))
     assert pane.export_animation_dialog(".gif") == tmp_path / "run.gif"
     assert len(read_animation(tmp_path / "run.gif")) == 3
-    # with nothing recorded there is nothing to ask for: the log says so
-    pane.record_check.setChecked(False)
-    pane.reset()
+    # a range with no generation in it: the log says so, no file is written
+    pane.export_from.setValue(2)
+    pane.export_to.setValue(1)
+    chosen.append(str(tmp_path / "none.mp4"))
     assert pane.export_animation_dialog(".mp4") is None
-    qtbot.waitUntil(lambda: "nothing to export" in window.log_dock.text(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: "no generation between 2 and 1" in window.log_dock.text(), timeout=WAIT_MS)
+    assert not (tmp_path / "none.mp4").exists()
 
 
-def test_changing_the_problem_mid_run_waits_for_reset(qtbot, studio):
+def test_a_changed_setting_takes_effect_at_once_and_a_running_run_runs_on(qtbot, studio):
+    """Issue 12 item 3: the plot kept running Schaffer under a "Rosenbrock 10-D" selector until Reset."""
     window, pane = studio
     step_to(qtbot, pane, 2)
     choose(pane, "rosenbrock", 10)                       # x0 "0" now means 10 zeros
-    assert "next Reset" in window.statusBar().currentMessage()
-    qtbot.waitUntil(lambda: pane.drawn_snapshot is not None, timeout=WAIT_MS)   # redrawn without the x0 marker
-    assert pane.drawn_snapshot.dimension == 2
-    assert scatter_points(pane.figure.search.start).shape == (0, 2)
-    pane.reset()
     qtbot.waitUntil(lambda: pane.drawn_snapshot is not None and pane.drawn_snapshot.dimension == 10,
                     timeout=WAIT_MS)
+    assert pane.drawn_snapshot.problem == "rosenbrock" and pane.drawn_snapshot.generation == 0
     assert np.allclose(scatter_points(pane.figure.search.start), [np.zeros(10) @ pane.drawn_snapshot.basis])
+    assert "Rosenbrock</b> 10-D" in pane.figure.title.text
+    pane.dimension_spin.setValue(100)                    # thousands of generations: still running below
+    pane.fast_button.click()
+    pane.run_button.click()
+    qtbot.waitUntil(lambda: drawn_generation(pane) >= 3, timeout=WAIT_MS)
+    pane.sigma_spin.setValue(0.25)                       # while running: a new run with it, still running
+    assert pane.run_settings.sigma0 == 0.25 and pane.worker.running and pane.run_button.text() == "Pause"
+    qtbot.waitUntil(lambda: drawn_generation(pane) >= 2 and pane.store.first.a.sigma == 0.25, timeout=WAIT_MS)
+    assert pane.drawn_snapshot.dimension == 100
+    pane.run_button.click()
+
+
+def test_after_reset_the_curves_start_from_fresh_ranges(qtbot, studio):
+    """Issue 12 item 4: after Reset the charts kept the old run's axis ranges."""
+    _, pane = studio
+    pane.fast_button.click()
+    pane.worker.step(30)                                 # of the 36 the demo takes
+    qtbot.waitUntil(lambda: drawn_generation(pane) >= 30, timeout=WAIT_MS)
+    fitness = pane.figure.fitness
+    qtbot.waitUntil(lambda: fitness.getViewBox().viewRange()[1][0] < -20, timeout=WAIT_MS)  # 1e-20 and below
+    old = {plot: plot.getViewBox().viewRange() for plot in pane.figure.curve_plots()}
+    assert old[fitness][0][1] > 29
+    pane.reset()
+    qtbot.waitUntil(lambda: drawn_generation(pane) == 0, timeout=WAIT_MS)
+    for plot in pane.figure.curve_plots():
+        (x_lo, x_hi), (y_lo, y_hi) = plot.getViewBox().viewRange()
+        assert x_lo < 0.5 and 9.5 < x_hi < 11 and (y_lo, y_hi) == (0, 1) != tuple(old[plot][1])
+    step_to(qtbot, pane, 2)
+    generations, best = fitness.curve_data("best")
+    assert list(generations) == [1, 2]
+    qtbot.waitUntil(lambda: fitness.getViewBox().viewRange()[1][0] > -10, timeout=WAIT_MS)   # the new run's
+    (x_lo, x_hi), (y_lo, y_hi) = fitness.getViewBox().viewRange()
+    assert 9.5 < x_hi < 11 and y_lo <= np.log10(best.min()) and np.log10(best.max()) <= y_hi
+
+
+def drawn_tick_texts(axis):
+    """The tick labels an axis draws now (pyqtgraph leaves out those that do not fit)."""
+    image = QImage(400, 400, QImage.Format_RGB32)
+    painter = QPainter(image)
+    try:
+        _, _, texts = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    return [text for _, _, text in texts]
+
+
+def test_every_plot_has_short_readable_ticks(qtbot, studio):
+    """Issue 12 item 5: Rosenbrock 10-D showed x ticks like "-1.701514" and a y axis without tick labels."""
+    assert tick_texts([-1.7016, -1.7015, -1.7014], 1e-4) == ["-1.7016", "-1.7015", "-1.7014"]
+    assert tick_texts([0.0, 0.25, 0.5], 0.25) == ["0", "0.25", "0.50"]
+    assert tick_texts([-2e-6, 0.0, 2e-6], 2e-6) == ["-2e-06", "0", "2e-06"]
+    assert tick_texts([1e5, 2e5], 1e5) == ["1e+05", "2e+05"]
+    _, pane = studio
+    choose(pane, "rosenbrock", 10)
+    pane.popsize_spin.setValue(0)
+    pane.mu_edit.setText("")
+    pane.mu_edit.editingFinished.emit()
+    pane.fast_button.click()
+    qtbot.waitUntil(lambda: pane.drawn_snapshot is not None and pane.drawn_snapshot.dimension == 10,
+                    timeout=WAIT_MS)
+    pane.worker.step(150)                                # sigma well below 0.1: the plane is far from 0
+    qtbot.waitUntil(lambda: drawn_generation(pane) >= 150, timeout=WAIT_MS)
+    qtbot.wait(200)
+    search = pane.figure.search
+    for plot, sides in ((search, ("left", "bottom")),) + tuple((p, ("left", "bottom"))
+                                                               for p in pane.figure.curve_plots()):
+        for side in sides:
+            texts = drawn_tick_texts(plot.getAxis(side))
+            assert len(texts) >= 2, (side, texts)
+            assert all(len(text) <= 6 for text in texts), (side, texts)
+
+
+def test_the_legend_is_out_of_the_data(qtbot, studio):
+    """Issue 12 item 6: the legend covered the top-left of the contour plot."""
+    _, pane = studio
+    step_to(qtbot, pane, 1)
+    legend = pane.figure.search.legend
+    data = pane.figure.search.getViewBox().sceneBoundingRect()
+    assert legend.isVisible() and legend.sceneBoundingRect().height() > 10
+    assert not legend.sceneBoundingRect().intersects(data)
+    texts = [label.text for _, label in legend.items]
+    assert "population" in texts and "optimum" in texts
+
+
+def test_replay_any_generation_by_keys_and_slider_and_run_on_from_the_live_end(qtbot, studio):
+    _, pane = studio
+    step_to(qtbot, pane, 6)
+    frames = {frame.index: frame for frame in pane.store.between(0, 6)}
+    press(qtbot, pane, Qt.Key_Left)
+    press(qtbot, pane, Qt.Key_Left)
+    qtbot.waitUntil(lambda: pane.drawn_frame is frames[4], timeout=WAIT_MS)
+    search, fitness = pane.figure.search, pane.figure.fitness
+    assert np.allclose(scatter_points(search.population), frames[4].a.population)
+    assert np.allclose(scatter_points(search.mean), [frames[4].a.mean])
+    assert list(fitness.curve_data("best")[0]) == [1, 2, 3, 4] and fitness.cursor() == 4
+    assert pane.replay_slider.value() == 4 and "4 of 6 (replay)" in pane.replay_label.text()
+    assert pane.latest.index == 6                         # replaying computes nothing
+    press(qtbot, pane, Qt.Key_Home)
+    qtbot.waitUntil(lambda: pane.drawn_frame is frames[0], timeout=WAIT_MS)
+    assert scatter_points(search.population).shape == (0, 2) and fitness.curve_data("best")[0].size == 0
+    pane.replay_slider.setValue(3)
+    qtbot.waitUntil(lambda: pane.drawn_frame is frames[3], timeout=WAIT_MS)
+    press(qtbot, pane, Qt.Key_Right)
+    qtbot.waitUntil(lambda: pane.drawn_frame is frames[4], timeout=WAIT_MS)
+    assert pane.latest.index == 6
+    press(qtbot, pane, Qt.Key_End)
+    qtbot.waitUntil(lambda: pane.drawn_frame is frames[6] and pane.replay is None, timeout=WAIT_MS)
+    assert fitness.cursor() is None
+    press(qtbot, pane, Qt.Key_Right)                      # at the live end: one generation more
+    qtbot.waitUntil(lambda: drawn_generation(pane) == 7, timeout=WAIT_MS)
+    pane.replay_slider.setValue(2)
+    pane.speed_slider.setValue(SPEEDS.index(100))
+    press(qtbot, pane, Qt.Key_Space)                      # Run goes on from the live end
+    qtbot.waitUntil(lambda: drawn_generation(pane) >= 9, timeout=WAIT_MS)
+    assert pane.replay is None and pane.replay_slider.value() == pane.replay_slider.maximum()
+    press(qtbot, pane, Qt.Key_Space)
+
+
+def test_compare_two_settings_on_one_plot_with_curves_overlaid(qtbot, studio):
+    window, pane = studio
+    choose(pane, "rosenbrock", 6)
+    pane.popsize_spin.setValue(12)
+    pane.sigma_spin.setValue(0.5)
+    pane.compare_group.setChecked(True)
+    pane.other_strategy_box.setCurrentIndex(pane.other_strategy_box.findData("separable"))
+    pane.other_popsize_spin.setValue(20)
+    pane.other_sigma_spin.setValue(0.5)
+    qtbot.waitUntil(lambda: pane.drawn_frame is not None and pane.drawn_frame.b is not None, timeout=WAIT_MS)
+    step_to(qtbot, pane, 4)
+    frame = pane.drawn_frame
+    a, b = frame.a, frame.b
+    assert (a.strategy, a.popsize, b.strategy, b.popsize) == ("full", 12, "separable", 20)
+    assert np.array_equal(b.basis, a.basis)               # B drawn on A's plane
+    search, figure = pane.figure.search, pane.figure
+    offset = a.mean
+    assert np.allclose(scatter_points(search.population), a.population - offset)
+    assert np.allclose(scatter_points(search.other.population), b.population - offset)
+    assert np.allclose(scatter_points(search.other.mean), [b.mean - offset])
+    assert search.other.population.isVisible()
+    assert search.other.population.opts["brush"].color().getRgb()[:3] == OTHER
+    assert search.population.opts["brush"].color().getRgb()[:3] != OTHER
+    for key in ("best", "median", "worst", "best_so_far"):
+        assert list(figure.fitness.curve_data("b_" + key)[0]) == [1, 2, 3, 4]
+    assert list(figure.sigma_plot.curve_data("b_sigma")[1]) == list(pane.other_history.arrays()["sigma"])
+    assert list(figure.sigma_plot.curve_data("sigma")[1]) != list(figure.sigma_plot.curve_data("b_sigma")[1])
+    assert "<b>B</b>: sep-CMA-ES" in figure.title.text
+    assert any("B (sep-CMA-ES)" in label.text for _, label in search.legend.items)
+    pane.compare_group.setChecked(False)                  # back to one run: B's items and curves go
+    qtbot.waitUntil(lambda: pane.drawn_frame is not None and pane.drawn_frame.b is None, timeout=WAIT_MS)
+    assert not search.other.population.isVisible() and figure.fitness.curve_data("b_best")[0].size == 0
+
+
+def test_a_restart_is_an_event_on_the_curves_with_its_new_lambda(qtbot, studio):
+    _, pane = studio
+    choose(pane, "rastrigin", 2)
+    pane.strategy_box.setCurrentIndex(pane.strategy_box.findData("ipop"))
+    pane.popsize_spin.setValue(6)
+    pane.sigma_spin.setValue(0.2)
+    pane.x0_edit.setText("2.5, 2.5")                     # on a ridge between local optima
+    pane.x0_edit.editingFinished.emit()
+    qtbot.waitUntil(lambda: pane.run_settings.strategy == "ipop" and drawn_generation(pane) == 0, timeout=WAIT_MS)
+    pane.fast_button.click()
+    pane.run_button.click()
+    qtbot.waitUntil(lambda: len(pane.history.restarts) >= 1, timeout=WAIT_MS)
+    pane.run_button.click()
+    qtbot.waitUntil(lambda: pane.worker.idle, timeout=WAIT_MS)
+    generation, popsize = pane.history.restarts[0]
+    assert popsize == 12
+    first = pane.store.at(generation).a
+    before = pane.store.at(generation - 1).a
+    assert first.restarted and first.popsize == 12 and before.popsize == 6 and first.restarts == 1
+    # the population jumps: the new run starts from x0 with sigma0
+    assert np.allclose(first.mean, [2.5, 2.5]) and np.linalg.norm(before.mean - [2.5, 2.5]) > 0.3
+    assert first.sigma == 0.2 and before.sigma < 0.01
+    qtbot.waitUntil(lambda: pane.drawn_frame is pane.latest, timeout=WAIT_MS)
+    assert (generation, "λ=12") in pane.figure.fitness.markers("restarts")
+    assert (generation, None) in pane.figure.sigma_plot.markers("restarts")
+    assert "restarts" in pane.figure.title.text
 
 
 def test_the_curves_stay_inside_the_figure_whatever_the_heading(qtbot, studio):

@@ -53,7 +53,7 @@ def test_evolution_exports_mp4_while_v_trains(qtbot, training, tmp_path):
     try:
         qtbot.waitUntil(lambda: pane.drawn_snapshot is not None, timeout=WAIT_MS)
         pane.step()
-        qtbot.waitUntil(lambda: len(pane.recorded) == 2, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: len(pane.store) == 2, timeout=WAIT_MS)
         pane.size_box.setCurrentText("640 × 360")
 
         def export(index):

@@ -10,7 +10,7 @@ import numpy as np
 from PyQt5.QtCore import QEventLoop, Qt
 from PyQt5.QtWidgets import QApplication
 
-from wm_studio.core.es.demo import EsHistory, EsSettings, EsSnapshot
+from wm_studio.core.es.demo import EsFrame, EsHistory, EsSettings, EsSnapshot
 from wm_studio.core.export import Progress, write_animation
 from wm_studio.gui.views.es_figure import EsFigure
 from wm_studio.gui.views.grab import grab_frame
@@ -29,19 +29,28 @@ def ensure_application(offscreen: bool = True) -> QApplication:
     return app
 
 
-def render_frames(snapshots: Iterable[EsSnapshot], problem, size: tuple[int, int] = DEFAULT_SIZE,
-                  x0=None) -> Iterator[np.ndarray]:
-    """Draw each snapshot on a hidden EsFigure of `size` (width, height) and yield it as an RGB frame."""
+def render_frames(frames: Iterable[EsFrame | EsSnapshot], problem, size: tuple[int, int] = DEFAULT_SIZE,
+                  x0=None, histories: tuple[EsHistory, EsHistory] | None = None) -> Iterator[np.ndarray]:
+    """Draw each frame (or one run's snapshot) on a hidden EsFigure of `size` (width, height) and yield it as an
+    RGB frame, as the studio showed it live: the curves up to that generation.
+
+    histories: the curves of the run(s) (a replayed range of a longer run); by default they are built from the
+    frames as they come."""
     figure = EsFigure()
     figure.setAttribute(Qt.WA_DontShowOnScreen)
     figure.resize(*size)
     figure.show()
     QApplication.processEvents(QEventLoop.ExcludeUserInputEvents)  # lay it out before the first frame
-    history = EsHistory()
+    given = histories is not None
+    history, other_history = histories if given else (EsHistory(), EsHistory())
     try:
-        for snapshot in snapshots:
-            history.add(snapshot)
-            figure.show_snapshot(snapshot, history, problem, x0)
+        for frame in frames:
+            if isinstance(frame, EsSnapshot):
+                frame = EsFrame(frame.generation, frame)
+            if not given:
+                history.add(frame.a)
+                other_history.add(frame.b)
+            figure.show_frame(frame, history, other_history, problem, x0, upto=frame.index, end=frame.index)
             QApplication.processEvents(QEventLoop.ExcludeUserInputEvents)  # let the layout settle
             yield grab_frame(figure)
     finally:

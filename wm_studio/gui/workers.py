@@ -177,6 +177,11 @@ class GeneratorWorker(QObject):
         return self._running
 
     @property
+    def rate(self) -> float | None:
+        """Snapshots per second while running; None: as fast as the generator goes."""
+        return self._rate
+
+    @property
     def busy(self) -> bool:
         """Running, or steps still to pull."""
         with self._cond:

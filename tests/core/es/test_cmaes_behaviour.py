@@ -121,6 +121,27 @@ def test_bipop_interleaves_large_and_small_regimes_on_their_budgets():
     assert [e["generation"] for e in events] == list(np.cumsum([h["generations"] for h in es.history]))
 
 
+def test_a_run_converging_above_the_target_restarts_before_refining_a_local_optimum():
+    problem = get_problem("rastrigin", 5)
+    termination = Termination(target=1e-8, max_evaluations=200_000)
+    cut = optimise(IPOPCMAES(start(1, 5), 2.0, seed=1, termination=termination), problem)
+    plain = optimise(IPOPCMAES(start(1, 5), 2.0, seed=1, termination=termination, above_target=None), problem)
+    first_cut, first_plain = cut.history[0], plain.history[0]
+    assert first_cut["stop"] == {"above_target": 1e-3} and "tolfun" in first_plain["stop"]
+    # the same run up to the cut: stopped earlier, at a value already within 1e-3 of the local optimum's
+    assert first_cut["evaluations"] < 0.75 * first_plain["evaluations"]
+    assert abs(first_cut["best_value"] - first_plain["best_value"]) < 1e-3 * first_plain["best_value"]
+    assert cut.best_value <= 1e-8 and cut.evaluations < plain.evaluations
+    # a run that approaches the target is never cut: on a sphere nothing changes
+    sphere = get_problem("sphere", 8)
+    runs = [optimise(IPOPCMAES(start(2, 8), 2.0, seed=2, termination=termination, above_target=ratio), sphere)
+            for ratio in (1e-3, None)]
+    assert runs[0].restarts == runs[1].restarts == 0 and runs[0].evaluations == runs[1].evaluations
+    for bad in (0, 1, -0.1, "0.001"):
+        with pytest.raises(ConfigError, match="above_target"):
+            IPOPCMAES(np.zeros(2), 1.0, above_target=bad)
+
+
 def test_bipop_solves_rastrigin_more_often_than_one_run():
     problem = get_problem("rastrigin", 5)
     single = bipop = 0

@@ -1,5 +1,6 @@
 """run_es: the snapshots the Evolution pane and es-animate draw."""
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -145,3 +146,90 @@ def test_the_schaffer_demo_runs_until_it_reaches_the_optimum():
         pass
     assert last.stop, "the demo should end by a termination criterion, not the generation cap"
     assert np.linalg.norm(last.origin - 10.0) < 1e-3
+
+
+def test_frames_of_two_runs_share_run_a_plane_and_a_stopped_run_keeps_its_last_generation():
+    from wm_studio.core.es.demo import run_frames
+    a = EsSettings(function="rosenbrock", dimension=5, popsize=10, mu=None, sigma0=0.4, seed=3)
+    b = EsSettings(function="rosenbrock", dimension=5, popsize=16, mu=None, sigma0=0.4, seed=4, strategy="separable")
+    frames = list(run_frames(a, b, generations=6))
+    assert [f.index for f in frames] == list(range(7)) and frames[-1].total == 6
+    alone = list(a.run(6))
+    for frame, snapshot in zip(frames, alone):   # run A is exactly the run on its own
+        np.testing.assert_array_equal(frame.a.population, snapshot.population)
+        np.testing.assert_array_equal(frame.a.basis, snapshot.basis)
+    # run B: its own engine, its population projected on A's plane
+    engine, problem = b.engine(), b.problem()
+    for frame in frames[1:]:
+        population = engine.ask()
+        engine.tell(population, problem.evaluate(population))
+        assert frame.b.strategy == "separable" and frame.b.popsize == 16
+        np.testing.assert_array_equal(frame.b.basis, frame.a.basis)
+        np.testing.assert_allclose(frame.b.population, population @ frame.a.basis)
+    # a run that stops first shows its last generation from then on
+    quick = EsSettings(function="sphere", dimension=2, popsize=None, mu=None, sigma0=1.0, x0=(1.0,))
+    slow = replace(quick, seed=5, sigma0=1e-3)
+    frames = list(run_frames(quick, slow, generations=400))
+    ended = next(f.index for f in frames if f.a.stop)
+    assert all(f.a is frames[ended].a for f in frames[ended:]) and frames[-1].b.stop and not frames[ended].b.stop
+    assert frames[-1].stop and not any(f.stop for f in frames[:-1])
+    with pytest.raises(ConfigError, match="same problem"):
+        next(run_frames(quick, replace(quick, dimension=3)))
+
+
+def test_restart_strategies_mark_the_first_generation_of_each_new_run():
+    settings = EsSettings(function="rastrigin", dimension=2, popsize=6, mu=None, sigma0=0.2, x0=(2.5,),
+                          strategy="ipop")
+    snapshots = list(settings.run(300))
+    history = EsHistory()
+    for snapshot in snapshots:
+        history.add(snapshot)
+    firsts = [s for s in snapshots if s.restarted]
+    assert firsts and history.restarts == [(s.generation, s.popsize) for s in firsts]
+    assert [s.popsize for s in firsts[:2]] == [12, 24][:len(firsts[:2])]
+    for first in firsts:
+        before = snapshots[first.generation - 1]
+        assert first.restarts == before.restarts + 1 and first.sigma == 0.2 and np.allclose(first.origin, 2.5)
+    assert history.restarts_until(firsts[0].generation - 1) == []
+    with pytest.raises(ConfigError, match="fraction"):
+        replace(settings, mu=3).engine()
+
+
+def test_the_replay_store_keeps_recent_frames_exactly_and_a_bounded_thinned_past():
+    from wm_studio.core.es.demo import EsFrame, ReplayStore
+    first = next(EsSettings().run(1))
+    restarted = replace(first, restarted=True)
+    store = ReplayStore(capacity=64, recent=16)
+    for index in range(10_000):
+        store.add(EsFrame(index, restarted if index in (300, 7000) else first))
+        assert len(store) <= 64 + 2
+    indices = store.indices()
+    assert indices[0] == 0 and indices[-16:] == list(range(10_000 - 16, 10_000))
+    assert 300 in indices and 7000 in indices                  # the first generation of every restarted run
+    assert indices == sorted(indices)
+    for asked in (0, 1, 299, 300, 301, 5000, 9990, 12_000):
+        got = store.at(asked)
+        assert got.index <= asked and got.index == max(i for i in indices if i <= asked)
+    assert [f.index for f in store.between(9_990, 9_995)] == list(range(9_990, 9_996))
+    store.add(EsFrame(5, first))                               # an older frame is not added again
+    assert store.latest.index == 9_999
+    with pytest.raises(ConfigError):
+        ReplayStore(capacity=10, recent=10)
+
+
+def test_history_curves_up_to_a_generation_and_a_bounded_path():
+    history = EsHistory()
+    snapshots = list(EsSettings(function="sphere", dimension=3, popsize=None, mu=None, sigma0=1e-3,
+                                x0=(1.0,)).run(40))
+    for snapshot in snapshots:
+        history.add(snapshot)
+    assert list(history.arrays(upto=5)["generation"]) == [1, 2, 3, 4, 5]
+    assert list(history.arrays()["generation"]) == list(range(1, 41))
+    assert len(history.mean_path(np.eye(3)[:, :2], upto=5)) == 6     # snapshot 0 to 5
+    small = EsHistory()
+    small.PATH_POINTS = 8
+    for snapshot in snapshots:
+        small.add(snapshot)
+    path = small.mean_path(np.eye(3)[:, :2])
+    assert len(path) <= 8 and np.allclose(path[-1], snapshots[-1].origin[:2])
+    assert np.allclose(path[0], snapshots[0].origin[:2])

@@ -376,6 +376,10 @@ class _CMABase(ABC):
         self._median_history = np.append(self._median_history[-keep + 1:], np.median(values[valid]))
         self._last_values = values[valid].copy()
 
+    def best_values(self, count: int) -> np.ndarray:
+        """The best value of each of the last `count` generations (fewer at the start), oldest first."""
+        return self._best_history[-count:].copy()
+
     # --- termination --------------------------------------------------------------------------------------
     def stop(self) -> dict:
         """The termination criteria met now, {name: threshold}; {} while the run should go on."""

@@ -5,6 +5,14 @@ stagnation, ...; see termination.py) the next tell() starts a new inner run. The
 max_generations, counted over all runs), the target and `max_restarts` end everything. Other attributes (mean,
 sigma, C, ...) are those of the current inner run, `es`.
 
+With a target, a run is also restarted once it is converging on a point above the target ("above_target"): the
+best values of its last 10 + 30 n / lambda generations (tolfun's window) spread over less than `above_target`
+(1e-3) times the distance from its best value to the target. A run that approaches the target shrinks its values
+geometrically, so their spread stays comparable to that distance and the test never fires; a run caught in a
+local optimum would go on to refine it to tolfun's 1e-12, and on Rastrigin that refinement was about a third of
+everything IPOP spent (measured: 60 seeds at 10-D, 72,700 evaluations on average without it, 53,900 with it; 20-D:
+244,000 and 184,000; the same seeds solved). The last run allowed by max_restarts is never cut short this way.
+
 - IPOP: every restart multiplies the population by `incpopsize` (2), from x0 with sigma0.
 - BIPOP: two regimes share the evaluations. The large regime is IPOP (lambda_def * 2^k, sigma0). The small one
   draws, with U1, U2 ~ U(0, 1), lambda_s = floor(lambda_def * (lambda_large / lambda_def)^(U1^2)) and
@@ -25,11 +33,12 @@ import numpy as np
 
 from wm_studio.core import files
 from wm_studio.core.errors import CheckpointError, ConfigError, WmStudioError
-from wm_studio.core.es.cmaes import CMAES, _CMABase, value_from_json, value_to_json
+from wm_studio.core.es.cmaes import CMAES, _CMABase, spread, value_from_json, value_to_json
 from wm_studio.core.es.sep import SepCMAES
-from wm_studio.core.es.termination import Termination
+from wm_studio.core.es.termination import Termination, fitness_window
 
 CHECKPOINT_FORMAT = 1
+ABOVE_TARGET = 1e-3
 _ENGINES = {"full": CMAES, "separable": SepCMAES}
 INNER = "inner/"
 
@@ -42,19 +51,23 @@ class IPOPCMAES:
     strategy = "ipop"
 
     def __init__(self, x0, sigma0, popsize=None, mu=None, seed=None, backend="numpy", termination=None,
-                 max_restarts: int = 9, incpopsize: float = 2, variant: str = "full"):
+                 max_restarts: int = 9, incpopsize: float = 2, variant: str = "full",
+                 above_target: float | None = ABOVE_TARGET):
         if variant not in _ENGINES:
             raise ConfigError(f"unknown CMA-ES variant {variant!r}: use {' or '.join(_ENGINES)}")
         if not (isinstance(max_restarts, (int, np.integer)) and max_restarts >= 0):
             raise ConfigError(f"max_restarts must be a count >= 0, not {max_restarts!r}")
         if not incpopsize > 1:
             raise ConfigError(f"incpopsize must be > 1, not {incpopsize!r}")
+        if above_target is not None and not (isinstance(above_target, (int, float)) and 0 < above_target < 1):
+            raise ConfigError(f"above_target must be a fraction in (0, 1) or None, not {above_target!r}")
         if mu is not None and not (isinstance(mu, float) and 0 < mu < 1):
             raise ConfigError(f"{type(self).__name__} takes mu as a fraction of the population (or None), which "
                               f"stays meaningful as the population changes")
         self.termination = termination or Termination()
         self.x0, self.sigma0, self._mu_fraction, self._backend = x0, float(sigma0), mu, backend
         self.max_restarts, self.incpopsize, self.variant = int(max_restarts), incpopsize, variant
+        self.above_target = above_target
         self._seeds = np.random.default_rng(seed)
         self.restarts = 0
         self.history: list[dict] = []      # one entry per finished inner run: popsize, evaluations, reasons
@@ -108,9 +121,22 @@ class IPOPCMAES:
                 self.best_value, self._best_x = self.es.best_value, self.es.best_x
         if self._final_reasons() or self._out_of_restarts():
             return
-        reasons = self.es.stop()
+        reasons = self.es.stop() or self._converging_above_target()
         if reasons:
             self._restart(reasons)
+
+    def _converging_above_target(self) -> dict:
+        """{"above_target": ratio} when the run's recent best values spread over less than that share of their
+        distance to the target (see the module docstring)."""
+        target = self.termination.target
+        if target is None or self.above_target is None:
+            return {}
+        es = self.es
+        window = fitness_window(es.n, es.popsize)
+        recent = es.best_values(window)
+        if len(recent) == window and spread(recent) < self.above_target * (es.best_value - target):
+            return {"above_target": self.above_target}
+        return {}
 
     def tell_maximise(self, X, rewards) -> None:
         self.tell(X, -np.asarray(rewards, dtype=np.float64))
@@ -182,7 +208,8 @@ class IPOPCMAES:
                 "evaluations_before": self._evaluations_before, "generations_before": self._generations_before,
                 "termination": self.termination.to_dict(), "rng": files.generator_state(self._seeds),
                 "x0_callable": callable(self.x0), "inner": inner_meta, "default_popsize": self.default_popsize,
-                "regime": self.regime, "run_sigma0": self.run_sigma0, **self._extra_meta()}
+                "regime": self.regime, "run_sigma0": self.run_sigma0, "above_target": self.above_target,
+                **self._extra_meta()}
         return files.save_npz(path, arrays, meta)
 
     @classmethod
@@ -209,11 +236,12 @@ class IPOPCMAES:
             run._best_x = arrays["best_x"] if arrays["best_x"].size else None
             run._evaluations_before = int(meta["evaluations_before"])
             run._generations_before = int(meta["generations_before"])
-            # checkpoints written before BIPOP existed lack these three: IPOP's values then
+            # checkpoints written before BIPOP existed lack these: IPOP's values then
             history = run.history
             run.default_popsize = int(meta.get("default_popsize", history[0]["popsize"] if history
                                                else engine.popsize))
             run.regime, run.run_sigma0 = meta.get("regime", "large"), float(meta.get("run_sigma0", run.sigma0))
+            run.above_target = meta.get("above_target")   # None in older checkpoints: they ran without it
             run._restore_extra(meta)
             run.es = engine
         except CheckpointError:

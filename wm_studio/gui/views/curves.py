@@ -73,10 +73,68 @@ class CurvesPlot(pg.PlotItem):
         self.log_y = log_y
         self.setLogMode(x=False, y=log_y)
         self._curves: dict[str, pg.PlotDataItem] = {}
+        self._markers: dict[str, list[pg.InfiniteLine]] = {}
+        self._cursor: pg.InfiniteLine | None = None
+        self._span: tuple[float, float] | None = None
         for axis in ("left", "bottom"):
             self.getAxis(axis).setStyle(tickFont=QFont("DejaVu Sans", 8))
         self.getAxis("left").setWidth(LEFT_AXIS_WIDTH)
         self.getAxis("left").setStyle(maxTextLevel=1)  # ValueAxis's third level: grid lines only
+
+    def set_markers(self, key: str, xs, color, labels=None, height: float = 0.92) -> None:
+        """Vertical lines at xs (events such as restarts) in `color`, each with its label (or none) at about
+        `height` (0 bottom, 1 top); the set `key` replaces the lines it had."""
+        lines = self._markers.setdefault(key, [])
+        labels = list(labels) if labels is not None else [None] * len(xs)
+        while len(lines) < len(xs):
+            line = pg.InfiniteLine(angle=90, movable=False, pen=style.pen(color, Qt.DashLine))
+            line.setZValue(-10)
+            line.text = pg.InfLineLabel(line, text="", position=0.9, anchors=[(0, 0), (0, 0)], color=color)
+            self.addItem(line, ignoreBounds=True)
+            lines.append(line)
+        (x_lo, x_hi), _ = self.viewRange()
+        for k, line in enumerate(lines):
+            line.setVisible(k < len(xs))
+            if k < len(xs):
+                line.setValue(float(xs[k]))
+                line.text.setFormat(labels[k] or "")
+                line.text.setVisible(labels[k] is not None)
+                # beside the line, on the side with room; alternate heights so that near lines do not collide
+                right_half = xs[k] > x_lo + 0.75 * (x_hi - x_lo)
+                line.text.anchors = [(1, 0), (1, 0)] if right_half else [(0, 0), (0, 0)]
+                line.text.setPosition(height - 0.14 * (k % 3))
+
+    def markers(self, key: str) -> list[tuple[float, str | None]]:
+        """(x, label) of the visible lines of the set `key`."""
+        return [(line.value(), line.text.format if line.text.isVisible() else None)
+                for line in self._markers.get(key, []) if line.isVisible()]
+
+    def set_cursor(self, x: float | None) -> None:
+        """A solid vertical line at x (the generation being replayed); None hides it."""
+        if self._cursor is None:
+            self._cursor = pg.InfiniteLine(angle=90, movable=False, pen=style.pen((40, 40, 40)))
+            self.addItem(self._cursor, ignoreBounds=True)
+        self._cursor.setVisible(x is not None)
+        if x is not None:
+            self._cursor.setValue(float(x))
+
+    def cursor(self) -> float | None:
+        return None if self._cursor is None or not self._cursor.isVisible() else float(self._cursor.value())
+
+    def show_counts(self, end: float, minimum: float = 10) -> None:
+        """x from 0 to max(end, minimum); y follows the data (a new run starts from a fresh range, not the last
+        run's)."""
+        span = (0.0, float(max(end, minimum)))
+        if span != self._span:
+            self._span = span
+            self.setXRange(*span, padding=0.02)
+        self.enableAutoRange(axis="y")
+
+    def reset_view(self) -> None:
+        """The ranges of an empty plot (x 0 to 10, y 1 to 10 or 0 to 1), whatever the plot showed before."""
+        self._span = None
+        self.show_counts(0)
+        self.setYRange(0, 1, padding=0)   # on a log axis: 1 to 10
 
     def add_curve(self, key: str, color, line=Qt.SolidLine) -> pg.PlotDataItem:
         curve = self.plot([], [], pen=style.pen(color, line), connect="finite")
