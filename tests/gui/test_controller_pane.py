@@ -102,9 +102,24 @@ def test_an_evaluation_completes_and_the_histograms_hold_n_values(qtbot, studio)
     np.testing.assert_allclose(np.sort(histogram.samples["controller"]), np.sort(scores.real.controller_rewards))
     mean, std = scores.real.controller_rewards.mean(), scores.real.controller_rewards.std()
     assert f"{mean:.1f} ± {std:.1f}" in pane.result_label.text()
-    assert "M predicts no reward" in pane.scores.dream.note.toPlainText()      # CarRacing: no dream score
+    assert "M predicts no reward" in pane.result_label.text()                  # CarRacing: no dream score
+    assert not pane.scores.shows_dream
     assert pane.evaluation_bar.value() == pane.evaluation_bar.maximum() == 6
     assert pane.evaluate_button.text() == "Evaluate"
+
+
+def test_the_real_histogram_takes_the_column_unless_m_scores_dreams(qtbot, studio):
+    """Issue 12: on CarRacing (an M without a done head) half the column was a dream histogram that stays empty."""
+    pane, open_run, run = studio
+    figure = pane.scores
+    qtbot.waitUntil(lambda: figure.real.height() > 0.85 * figure.height(), timeout=WAIT_MS)
+    assert not figure.shows_dream and figure.dream.scene() is None
+    mdn = MDNRNN(32, 3, HIDDEN, seed=2, predict_done=True)            # an M that can end (and so score) dreams
+    mdn.step(np.zeros((1, 32), np.float32), np.zeros((1, 3), np.float32))
+    save_model(run.model_path("mdn"), mdn, mdn.meta())
+    qtbot.waitUntil(lambda: figure.shows_dream, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: 0.3 < figure.real.height() / figure.height() < 0.6, timeout=WAIT_MS)
+    assert 0.3 < figure.dream.height() / figure.height() < 0.6
 
 
 def test_an_evaluation_can_be_cancelled(qtbot, studio):

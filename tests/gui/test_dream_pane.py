@@ -191,7 +191,7 @@ def test_real_beside_dream_shows_both_frames_and_the_error_curve(qtbot, pane):
     assert pane.real_view.isVisible() and pane.error_widget.isVisible()
     qtbot.waitUntil(lambda: pane.latest is not None and pane.latest.real is not None, timeout=60_000)
     first = pane.latest
-    assert first.start == "the real game's first frame"
+    assert first.start == "the real game after its intro (step 50)"         # CarRacing: after the zoom-in
     np.testing.assert_array_equal(first.dream, decode_frames(pane.open_run.vae,
                                                              _encoded(pane.open_run.vae, first.real))[0])
     frames = step(qtbot, pane, 5)
@@ -206,7 +206,27 @@ def test_real_beside_dream_shows_both_frames_and_the_error_curve(qtbot, pane):
     more = step(qtbot, pane, 2)
     assert len(pane.error_plot.curve_data("error")[0]) == 8 and more[-1].real_score is not None
     out = pane.export_frames(128)
-    assert out[0].shape == (128, 2 * 128 + 4, 3)                   # real | gap | dream
+    assert out[0].shape == (16 + 128, 2 * 128 + 4, 3)              # labels over dream | gap | real, as in the pane
+
+
+def test_an_export_beside_the_real_game_names_each_half(qtbot, pane):
+    from wm_studio.gui.panes.dream import EXPORT_LABELS, label_band
+    pane.real_check.setChecked(True)
+    qtbot.waitUntil(lambda: pane.latest is not None and pane.latest.real is not None, timeout=60_000)
+    step(qtbot, pane, 2)
+    frames = pane.export_frames(256)
+    band = 32                                                       # a label band 1/8 of the half's width
+    for out, recorded in zip(frames, pane.recorded):
+        assert out.shape == (band + 256, 256 + 4 + 256, 3)
+        left, right = out[:, :256], out[:, 260:]
+        np.testing.assert_array_equal(left[band:], recorded.dream.repeat(4, 0).repeat(4, 1))
+        np.testing.assert_array_equal(right[band:], recorded.real.repeat(4, 0).repeat(4, 1))
+        np.testing.assert_array_equal(left[:band], label_band(256, band, "dream (M + V)"))
+        np.testing.assert_array_equal(right[:band], label_band(256, band, "real game"))
+    assert EXPORT_LABELS == ("dream (M + V)", "real game")
+    labels = frames[0][:band]
+    assert (labels < 128).any(axis=2).sum() > 100                    # dark text is there on the white band
+    assert not np.array_equal(labels[:, :256], labels[:, 260:])     # and it says different things
 
 
 def _encoded(vae, frame):

@@ -63,6 +63,20 @@ def test_dragging_a_slider_redecodes_the_image(qtbot, pane):
     assert not np.array_equal(shown, before)
     np.testing.assert_array_equal(shown, decode(pane.vae, pane.z))
     assert pane.sliders.values[dim].text() == "+3.00"
+    assert pane.decoded_view.caption.text == f"z = 0, with z{dim} = +3.00"     # not "z = 0" any more
+
+
+def test_the_caption_names_every_dimension_moved_since_z_was_set(qtbot, pane):
+    first, second = (int(d) for d in pane.sliders.order[:2])
+    pane.sliders.sliders[first].setValue(150)
+    pane.sliders.sliders[second].setValue(-50)
+    wait_shown(qtbot, pane)
+    assert pane.decoded_view.caption.text == f"z = 0, 2 dimensions moved (last z{second} = -0.50)"
+    pane.set_end("A")
+    assert f"z = 0, 2 dimensions moved" in pane.ends_label.text()
+    pane.randomize()                     # a new z: what was moved before no longer applies
+    wait_shown(qtbot, pane)
+    assert pane.decoded_view.caption.text == "z ~ N(0, I)"
 
 
 def test_many_rapid_changes_end_on_the_image_of_the_last_z(qtbot, pane):

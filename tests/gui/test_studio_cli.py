@@ -33,6 +33,26 @@ def test_es_animate_writes_the_animation(tmp_path, studio_env, suffix):
     assert frames[0].shape == (180, 320, 3)
     assert frames_differ(frames)
     assert f"wrote {out}" in result.stdout
+    assert bar_counts(result.stderr)[-1] == (3, 3)              # all the generations asked for
+
+
+def bar_counts(stderr: str) -> list[tuple[int, int]]:
+    import re
+    return [(int(done), int(total)) for done, total in re.findall(r"\] (\d+)/(\d+) ", stderr)]
+
+
+def test_es_animates_bar_keeps_its_total_and_says_why_cma_es_stopped_early(tmp_path, studio_env):
+    """Issue 12: the bar started at 1/61 and ended at 37/37 when CMA-ES met a criterion at generation 36."""
+    out = tmp_path / "sphere.gif"
+    result = wm_studio("es-animate", "--function", "sphere", "--lambda", "0", "--mu", "", "--sigma0", "1e-9",
+                       "--generations", "60", "--size", "96x64", "--out", str(out), env=studio_env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    frames = len(read_animation(out))
+    counts = bar_counts(result.stderr)
+    assert counts[0] == (0, 60)                                  # generation 0: the start
+    assert {total for _, total in counts} == {60}               # the total never changes
+    assert counts[-1] == (frames - 1, 60) and frames - 1 < 60
+    assert f"CMA-ES stopped after generation {frames - 1} of the 60 asked for (" in result.stderr
 
 
 def test_es_animate_in_ten_dimensions(tmp_path, studio_env):

@@ -221,3 +221,55 @@ def test_collect_from_a_new_run_draws_the_reward_of_every_rollout(qtbot, studio,
     qtbot.waitUntil(lambda: len(pane.figures["collect"].rewards.curve_data("reward")[1]) == 3, timeout=WAIT_MS)
     np.testing.assert_allclose(pane.figures["collect"].rewards.curve_data("reward")[1], written, atol=1e-4)
     assert pane.stage_items["collect"].text(1).startswith("done")
+
+
+def test_a_new_runs_collect_chart_shows_only_its_own_rollouts(qtbot, studio, tmp_path):
+    """Issue 12: after the bundled model (100 rollouts in its record), a new run's live chart plotted those 100
+    with the new ones appended."""
+    pane, _, open_run = studio
+    open_and_wait(qtbot, open_run, pane, DEFAULT_MODEL)
+    pane.select_stage("collect")
+    qtbot.waitUntil(lambda: len(pane.figures["collect"].rewards.curve_data("reward")[1]) == 100, timeout=WAIT_MS)
+    assert pane.new_run(tmp_path / "fresh", "carracing", "tiny")
+    qtbot.waitUntil(lambda: pane.start_button.isEnabled() and open_run.contents is not None, timeout=WAIT_MS)
+    pane.set_field("collect", "rollouts", 2)
+    pane.set_field("collect", "steps", 12)
+    with qtbot.waitSignal(pane.worker.finished, timeout=WAIT_MS):
+        assert pane.start("collect")
+    written = [record["reward"] for record in Run.open(tmp_path / "fresh").read_metrics("collect")]
+    assert len(written) == 2
+    qtbot.waitUntil(lambda: pane.drawn_snapshot is not None and pane.drawn_snapshot[0] is pane.latest["collect"],
+                    timeout=WAIT_MS)
+    x, y = pane.figures["collect"].rewards.curve_data("reward")
+    assert list(x) == [1, 2]
+    np.testing.assert_allclose(y, written, atol=1e-4)
+
+
+def test_new_run_proposes_a_folder_in_home_then_beside_the_last_new_run(qtbot, studio, tmp_path, monkeypatch):
+    from wm_studio.gui.panes import training
+    pane, _, open_run = studio
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    open_and_wait(qtbot, open_run, pane, DEFAULT_MODEL)        # the bundled model lies inside the package
+    proposed = []
+    monkeypatch.setattr(training.NewRunDialog, "exec_",
+                        lambda dialog: proposed.append(dialog.folder_edit.text()) or training.QDialog.Rejected)
+    pane.new_run_dialog()
+    assert proposed[-1] == str(tmp_path / "home" / "wm-studio-runs" / "my-run")
+    assert pane.new_run(tmp_path / "elsewhere" / "first", "carracing", "tiny")
+    pane.new_run_dialog()
+    assert proposed[-1] == str(tmp_path / "elsewhere" / "my-run")
+    (tmp_path / "elsewhere" / "my-run").mkdir()
+    pane.new_run_dialog()
+    assert proposed[-1] == str(tmp_path / "elsewhere" / "my-run-2")     # never an existing folder
+
+
+def test_the_new_run_dialog_shows_the_whole_proposed_path(qtbot, tmp_path):
+    from wm_studio.gui.panes.training import NewRunDialog
+    folder = str(tmp_path / "a-rather-long-folder-name" / "wm-studio-runs" / "my-run")
+    dialog = NewRunDialog(None, folder)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    edit = dialog.folder_edit
+    assert edit.text() == folder
+    assert edit.width() >= edit.fontMetrics().horizontalAdvance(folder) + 8     # nothing of it cut off

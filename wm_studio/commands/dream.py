@@ -9,24 +9,28 @@ from __future__ import annotations
 
 import numpy as np
 
+from wm_studio.commands.run_option import add_run_option, chosen_run
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "dream", help="write a dream of M, decoded by V, as a GIF or MP4",
-        description="Start from the first frame of a real episode of the run, let M predict the next latents "
-                    "under the controller's (or random) actions, decode them with V and write the frames; a Doom "
-                    "dream ends where M predicts death. Needs the run's models/vae.npz (train-vae) and "
-                    "models/mdn.npz (train-mdn).")
-    parser.add_argument("--run", required=True, help="the run folder")
+        description="Start from the first frame of a real episode of the run (CarRacing: after its zoom-in), let "
+                    "M predict the next latents under the actions of the run's controller C (--driver random: a "
+                    "random brownian policy instead; a run without C gets that one), decode them with V and write "
+                    "the frames; a Doom dream ends where M predicts death. Needs the run's models/vae.npz "
+                    "(train-vae) and models/mdn.npz (train-mdn). Without --run: the bundled model.")
+    add_run_option(parser)
     parser.add_argument("--steps", type=int, default=300, help="frames in the dream (default 300)")
     parser.add_argument("--tau", type=float, default=1.0, help="temperature: above 1 wilder, below 1 tamer")
     parser.add_argument("--out", required=True, help="the .gif or .mp4 file to write")
-    parser.add_argument("--seed", type=int, default=0, help="picks the start frame, the actions and the noise")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="picks the start frame and M's noise (and the random driver's actions)")
     parser.add_argument("--fps", type=float, default=25.0, help="frames per second of the file (default 25)")
     parser.add_argument("--size", type=int, default=256, help="width and height of the frames in pixels")
     parser.add_argument("--driver", choices=("auto", "controller", "random"), default="auto",
-                        help="who picks the actions: the trained controller C, random (brownian) actions, or "
-                             "auto: C when the run has one (default)")
+                        help="who picks the actions: auto (default): the controller C when the run has one, else "
+                             "random; controller: C; random: random (brownian) actions")
     parser.set_defaults(func=run)
 
 
@@ -38,7 +42,7 @@ def run(args) -> int:
     if args.steps < 1 or args.size < 1:
         raise ConfigError("--steps and --size must be at least 1")
     output_file(args.out)
-    run_folder = Run.open(args.run)
+    run_folder = Run.open(chosen_run(args))
     for stage, command in (("vae", "train-vae"), ("mdn", "train-mdn")):
         if not run_folder.model_path(stage).is_file():
             raise CheckpointError(f"{run_folder.model_path(stage)} does not exist: run "

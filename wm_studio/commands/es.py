@@ -18,7 +18,11 @@ def register(subparsers) -> None:
                     "the start and one per generation (fewer when CMA-ES meets a termination criterion first), "
                     "to a GIF or MP4 chosen by the file name.")
     parser.add_argument("--function", default="schaffer",
-                        help="schaffer, sphere, ellipsoid, rosenbrock or rastrigin (default schaffer)")
+                        help="schaffer, sphere, ellipsoid, rosenbrock, rastrigin or griewank (default schaffer)")
+    parser.add_argument("--strategy", default="full", choices=("full", "separable", "ipop", "bipop"),
+                        help="CMA-ES with a full C, separable, or with IPOP / BIPOP restarts (default full)")
+    parser.add_argument("--shift", default="10, 10",
+                        help="where the Schaffer problem has its optimum (default 10, 10)")
     parser.add_argument("--dim", type=int, default=2, help="dimension n (n > 2 is shown projected on the two "
                                                            "leading principal axes of C; default 2)")
     parser.add_argument("--lambda", dest="popsize", type=int, default=64,
@@ -49,7 +53,8 @@ def parse_size(text: str) -> tuple[int, int]:
 def run(args) -> int:
     from wm_studio.core.es.demo import EsSettings, parse_mu, parse_vector
     settings = EsSettings(function=args.function, dimension=args.dim, popsize=args.popsize or None,
-                          mu=parse_mu(args.mu), sigma0=args.sigma0, seed=args.seed, x0=parse_vector(args.x0))
+                          mu=parse_mu(args.mu), sigma0=args.sigma0, seed=args.seed, x0=parse_vector(args.x0),
+                          strategy=args.strategy, shift=parse_vector(args.shift, "--shift"))
     out = args.out or f"wm-studio-{args.function}.gif"
     animate_to_file(settings, args.generations, out, args.fps, parse_size(args.size))
     return 0
@@ -68,17 +73,39 @@ def animate_to_file(settings, generations: int, out, fps: float, size: tuple[int
     output_file(out)                   # before minutes of rendering
     settings.problem()
     settings.start()
-    bar = ProgressBar("es-animate", interval=5.0)
+    # The bar counts generations against those asked for, from 0 (the start's frame) to the last one drawn:
+    # CMA-ES may stop before, and then the bar says where and why rather than changing its total.
+    bar = ProgressBar("es-animate generations", interval=5.0)
+    watched = _LastSnapshot(settings)
     frames = 0
 
     def progress(done, _total):
         nonlocal frames
         frames = done
-        bar.update(done, generations + 1)
+        bar.update(done - 1, generations)
 
-    path = animate(settings, generations, out, fps=fps, size=size, progress=progress)
-    bar.update(frames, frames, force=True)
-    bar.finish()
-    print(f"wm-studio: wrote {path} ({frames} frames, {size[0]}x{size[1]}, {fps:g} frames/s)")
+    path = animate(watched, generations, out, fps=fps, size=size, progress=progress)
+    bar.update(frames - 1, generations, force=True)
+    reasons = tuple(getattr(watched.last, "stop", ()) or ())
+    bar.finish(f"es-animate: CMA-ES stopped after generation {frames - 1} of the {generations} asked for "
+               f"({', '.join(reasons)})" if reasons and frames - 1 < generations else "")
+    drawn = f"{frames - 1} generation{'s' if frames - 1 != 1 else ''}"
+    print(f"wm-studio: wrote {path} ({frames} frames: the start and {drawn}, {size[0]}x{size[1]}, {fps:g} frames/s)")
     sys.stdout.flush()
     return path
+
+
+class _LastSnapshot:
+    """The settings, with the last snapshot its run yielded kept (why CMA-ES stopped, for the bar's last line)."""
+
+    def __init__(self, settings):
+        self._settings = settings
+        self.last = None
+
+    def __getattr__(self, name):
+        return getattr(self._settings, name)
+
+    def run(self, generations):
+        for snapshot in self._settings.run(generations):
+            self.last = snapshot
+            yield snapshot

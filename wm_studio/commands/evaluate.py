@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from wm_studio.commands.controller import add_runner_options, runner_backend
+from wm_studio.commands.run_option import add_run_option, chosen_run
 
 
 def register(subparsers) -> None:
@@ -11,8 +12,8 @@ def register(subparsers) -> None:
                     "print each one's mean +- std and the difference. The scores are kept in "
                     "RUN/metrics/evaluation.json, except in a bundle such as the bundled default model, which is "
                     "read-only: --out FILE keeps them there too. --record writes the controller's first episode as "
-                    "an MP4 or GIF.")
-    parser.add_argument("--run", required=True, help="the run folder")
+                    "an MP4 or GIF. Without --run: the bundled model.")
+    add_run_option(parser)
     parser.add_argument("--episodes", type=int, default=20, help="episodes for each policy (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="picks the tracks (default 0)")
     parser.add_argument("--record", metavar="OUT", default=None, help="write the first episode to OUT.mp4|.gif")
@@ -28,7 +29,7 @@ def run(args) -> int:
     from wm_studio.core.runs import Run
     from wm_studio.core.train.evaluate import evaluate
 
-    run_folder = Run.open(args.run)
+    run_folder = Run.open(chosen_run(args))
     last = drive(evaluate(run_folder, args.episodes, args.seed, args.record, args.fps, args.scale,
                           backend=runner_backend(args), workers=args.workers, cluster=args.cluster, out=args.out),
                  "evaluate")

@@ -1,6 +1,6 @@
 """Where arrays live: numpy on the CPU, or CuPy on a GPU when one is present and asked for.
 
-CuPy is an optional extra (`pip install -e .[gpu]`). Asking for a GPU that is not there never fails: the work
+CuPy is an optional extra (`pip install -e ".[gpu]"`). Asking for a GPU that is not there never fails: the work
 falls back to the CPU and `Device.notice` says why, for the command line and the studio's status bar to show.
 """
 from __future__ import annotations
@@ -49,7 +49,7 @@ def gpu_probe() -> tuple[int, str | None]:
     try:
         import cupy
     except ImportError:
-        return 0, "CuPy is not installed (pip install -e .[gpu])"
+        return 0, 'CuPy is not installed (pip install -e ".[gpu]")'
     except Exception as exc:  # a broken CUDA install raises all sorts of errors on import
         return 0, f"CuPy failed to load: {exc}"
     try:

@@ -26,12 +26,13 @@ What does need help, and what this module does about it:
 2. Python 3.12: numpy 1.26 has no `numpy.distutils` there, and `import chainer` imports
    `numpy.distutils.system_info` for a macOS-only check (`_check_osx_numpy_backend`). `prepare_chainer_import()`
    registers a stub whose `get_info()` returns `{}` (what numpy.distutils returns for a library it does not
-   know), only when the real module cannot be imported and before Chainer is imported. On Python 3.11 (the
-   project's machines) numpy.distutils exists and nothing is stubbed.
+   know), only when the real module cannot be imported and before Chainer is imported. On Python 3.11
+   numpy.distutils exists and nothing is stubbed; Python 3.12 is supported with the stub (3.13 is not: numpy < 2
+   has no wheel for it).
 
-`prepare_chainer_import()` must run before the first `import chainer` (the GPU check script and its
-sitecustomize do that); `apply()` runs after it and only when CuPy imports and finds a GPU
-(`wm_studio.core.backend.gpu_probe` calls it). Both are idempotent and return what they did, for the log.
+`prepare_chainer_import()` must run before the first `import chainer`: `wm_studio/__init__.py` calls it, so any
+import of wm_studio does (the GPU check script and its sitecustomize call it too); `apply()` runs after it and only
+when CuPy imports and finds a GPU (`wm_studio.core.backend.gpu_probe` calls it). Both are idempotent and return what they did, for the log.
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from PyQt5.QtCore import QtMsgType, qInstallMessageHandler
 from PyQt5.QtWidgets import QApplication
 
 from wm_studio.gui import style
-from wm_studio.gui.settings import APPLICATION, ORGANIZATION
+from wm_studio.gui.settings import APPLICATION, APPLICATION_NAME, ORGANIZATION
 
 log = logging.getLogger("wm_studio.gui")
 # Harmless notes Qt prints on every headless start; kept at debug level so they do not look like problems.
@@ -25,7 +25,7 @@ def make_application(argv: list[str] | None = None) -> QApplication:
     app = QApplication(list(argv) if argv is not None else [sys.argv[0]])
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
-    app.setApplicationDisplayName("World Models Studio")
+    app.setApplicationDisplayName(APPLICATION_NAME)
     app.setWindowIcon(style.studio_icon())
     return app
 

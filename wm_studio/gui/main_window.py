@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import html
 import logging
+import re
 from pathlib import Path
 
 from PyQt5.QtCore import Qt, QTimer, pyqtSignal
@@ -26,7 +27,7 @@ from wm_studio.gui.panes.dream import DreamPane
 from wm_studio.gui.panes.evolution import EvolutionPane
 from wm_studio.gui.panes.latent import LatentPane
 from wm_studio.gui.panes.training import TrainingPane
-from wm_studio.gui.settings import studio_settings
+from wm_studio.gui.settings import APPLICATION_NAME, studio_settings
 from wm_studio.gui.style import studio_icon
 from wm_studio.gui.views.grab import grab_frame
 
@@ -50,7 +51,7 @@ class MainWindow(QMainWindow):
             raise ConfigError(f"unknown pane {pane!r}: choose one of {', '.join(names)}")
         super().__init__()
         self.persistent = persistent
-        self.setWindowTitle("World Models Studio")
+        self.setWindowTitle(APPLICATION_NAME)
         self.setWindowIcon(studio_icon())
         self.setObjectName("main-window")
         self.tabs = QTabWidget()
@@ -131,9 +132,9 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "Save &PNG of the view…", lambda: self.current_pane().save_png_dialog(),
                      "Ctrl+S", "Save a picture of the current pane's view")
         self._action(file_menu, "Export &GIF…", lambda: self.current_pane().export_animation_dialog(".gif"),
-                     "Ctrl+E", "Export the recorded run as a GIF animation")
+                     "Ctrl+E", "Export what the current pane recorded as a GIF animation")
         self._action(file_menu, "Export &MP4…", lambda: self.current_pane().export_animation_dialog(".mp4"),
-                     "Ctrl+Shift+E", "Export the recorded run as an MP4 video")
+                     "Ctrl+Shift+E", "Export what the current pane recorded as an MP4 video")
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.Quit)
 
@@ -180,12 +181,14 @@ class MainWindow(QMainWindow):
 
     def _show_run(self, part: str):
         if part == "run":
-            self.setWindowTitle(f"World Models Studio — {self.open_run.path.name}" if self.open_run.path
-                                else "World Models Studio")
+            # The run first and the studio's name last: Qt appends the application's display name to a title
+            # that does not already end with it (on X11, Wayland, Windows), which doubled it.
+            self.setWindowTitle(f"{self.open_run.path.name} — {APPLICATION_NAME}" if self.open_run.path
+                                else APPLICATION_NAME)
 
     def shortcuts_text(self) -> str:
-        rows = [("Ctrl+O", "open a run folder"), ("Ctrl+S", "save a PNG of the view"), ("Ctrl+E / Ctrl+Shift+E", "export the recorded run as "
-                                                                                "GIF / MP4"),
+        rows = [("Ctrl+O", "open a run folder"), ("Ctrl+S", "save a PNG of the view"),
+                ("Ctrl+E / Ctrl+Shift+E", "export what the pane recorded as GIF / MP4"),
                 ("Ctrl+1…", "switch pane"), ("Ctrl+L", "show / hide the log"), ("F1", "this list"),
                 ("Ctrl+Q", "quit")]
         for pane in self.panes.values():
@@ -197,13 +200,15 @@ class MainWindow(QMainWindow):
         box.setInformativeText(f"<pre>{html.escape(self.shortcuts_text())}</pre>")
         box.exec_()
 
-    def show_about(self):
+    def about_html(self) -> str:
         from wm_studio.info import versions
-        rows = "".join(f"<tr><td><b>{html.escape(name)}</b></td><td>{html.escape(value)}</td></tr>"
-                       for name, value in versions().items())
-        QMessageBox.about(self, "About World Models Studio",
-                          "<p><b>World Models Studio</b>: Ha &amp; Schmidhuber's World Models (V, M, C) end to end, "
-                          f"with CMA-ES of our own.</p><table cellspacing='6'>{rows}</table>")
+        rows = "".join(f"<tr><td><b>{html.escape(name)}</b></td>"
+                       f"<td>{keep_commands_whole(html.escape(value))}</td></tr>" for name, value in versions().items())
+        return ("<p><b>World Models Studio</b>: Ha &amp; Schmidhuber's World Models (V, M, C) end to end, "
+                f"with CMA-ES of our own.</p><table cellspacing='6'>{rows}</table>")
+
+    def show_about(self):
+        QMessageBox.about(self, f"About {APPLICATION_NAME}", self.about_html())
 
     # --- status -----------------------------------------------------------------------------------------------
     def show_status(self, message: str):
@@ -301,3 +306,14 @@ class MainWindow(QMainWindow):
         if self.persistent:
             self.save_settings()
         event.accept()
+
+
+INSTALL_COMMAND = re.compile(r"\s*\((pip install [^)]*)\)")
+
+
+def keep_commands_whole(text: str) -> str:
+    """Escaped text with each "(pip install ...)" in it moved to a line of its own that never breaks: a command
+    broken across lines cannot be copied (<nobr> is not enough: Qt still breaks after the "-" of "-e")."""
+    commands = INSTALL_COMMAND.findall(text)
+    return INSTALL_COMMAND.sub("", text) + "".join(
+        f"<p style='white-space:pre; margin:0; font-family:monospace'>{command}</p>" for command in commands)

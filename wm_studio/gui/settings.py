@@ -9,6 +9,7 @@ from PyQt5.QtCore import QCoreApplication, QSettings
 
 ORGANIZATION = "wm-studio"
 APPLICATION = "wm-studio"
+APPLICATION_NAME = "World Models Studio"     # what people read: window titles, the About box
 
 
 def studio_settings() -> QSettings:

@@ -8,10 +8,10 @@
 
 The session is a batch-1 DreamEnv. A dream starts where the controller stage's dreams start (`starts`: V's
 (mu, logvar) of episodes' first frames, z drawn from them; CarRacing after its zoom-in, see dream.START_STEP),
-else from V's encoding of a random frame of `start_frames` (rollout files), else from z ~ N(0, I). With real=True
-the real game plays beside the dream, which then starts from V's encoding of the game's first frame, and both
-take the same actions. The driver is C (on the dream's z and M's state), the keyboard, or a random (brownian)
-policy. An episode ends when M predicts the end (Doom's done head), when the real game ends, or at the cap, and
+else from V's encoding of a random frame of `start_frames` (rollout files, not before START_STEP), else from
+z ~ N(0, I). With real=True the real game plays beside the dream, which then starts from V's encoding of the game's
+frame at START_STEP (CarRacing idles through its zoom-in first), and both take the same actions. The driver is C
+(on the dream's z and M's state), the keyboard, or a random (brownian) policy. An episode ends when M predicts the end (Doom's done head), when the real game ends, or at the cap, and
 the next one starts at once with M's state at zero.
 
 Everything the user may change while the dream runs (temperature, driver, held keys, cap, a restart) comes in
@@ -132,11 +132,16 @@ def dream_session(vae, mdn, game: str, controls: DreamControls, seed: int, start
             real_env.close()
 
 
-def _start(env, vae, rng, starts, start_frames, real_env):
+def _start(env, vae, rng, starts, start_frames, real_env, game):
     """(initial z, real frame or None, description)."""
+    skip = START_STEP.get(game, 0)
     if real_env is not None:
         obs, _ = real_env.reset(seed=int(rng.integers(2 ** 31)))
-        return _encode(vae, obs), obs, "the real game's first frame"
+        idle = np.zeros(real_env.action_size, np.float32)
+        for _ in range(skip):   # CarRacing's zoom-in, seen once from far above: M would drift from step 1
+            obs, *_ = real_env.step(idle)
+        return _encode(vae, obs), obs, (f"the real game after its intro (step {skip})" if skip else
+                                        "the real game's first frame")
     if starts is not None and len(starts):
         start = np.asarray(starts[rng.integers(len(starts))], np.float32)
         if start.ndim == 2:                              # (mu, logvar): z drawn as the training dreams draw it
@@ -145,7 +150,7 @@ def _start(env, vae, rng, starts, start_frames, real_env):
     if start_frames:
         path = start_frames[rng.integers(len(start_frames))]
         frames = load_frames(path)
-        step = int(rng.integers(len(frames)))
+        step = int(rng.integers(min(skip, len(frames) - 1), len(frames)))
         return _encode(vae, frames[step]), None, f"{Path(path).stem}, step {step}"
     return rng.standard_normal(env.z_size).astype(np.float32), None, "z ~ N(0, I) (no real frames in this run)"
 
@@ -154,7 +159,7 @@ def _episode(episode, env, vae, game, controls, rng, policy, starts, start_frame
     state = controls.read()
     env.tau = state.tau
     controls.take_restart()
-    z0, real_frame, start = _start(env, vae, rng, starts, start_frames, real_env)
+    z0, real_frame, start = _start(env, vae, rng, starts, start_frames, real_env, game)
     z, info = env.reset(z0)
     action = np.zeros(env.action_size, np.float32)
     score, real_score = 0.0, (0.0 if real_env is not None else None)

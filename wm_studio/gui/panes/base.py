@@ -25,6 +25,8 @@ class Pane(QWidget):
     title = ""            # the tab's label
     status = pyqtSignal(str)              # a line for the status bar
     view_ready = pyqtSignal()             # after prepare_view(): the view shows what a screenshot should
+    export_subject = "the recorded run"   # what its GIF / MP4 holds, and what its PNG shows (the export dialogs'
+    png_subject = "the view"              # titles); _build_export_controls sets both
 
     def shortcuts(self) -> list[tuple[str, str]]:
         """(key, what it does) for Help > Keyboard shortcuts."""
@@ -159,6 +161,7 @@ class Pane(QWidget):
         self.png_button = QPushButton("PNG…")
         self.png_button.setToolTip(f"Save a PNG of {view} (Ctrl+S)")
         self.png_button.clicked.connect(self.save_png_dialog)
+        self.export_subject, self.png_subject = subject, view
         buttons = QHBoxLayout()
         for button in (self.gif_button, self.mp4_button, self.png_button):
             buttons.addWidget(button)
@@ -172,7 +175,8 @@ class Pane(QWidget):
 
     # --- the dialogs behind File > Save PNG / Export animation and the panes' own buttons -----------------------
     def save_png_dialog(self) -> Path | None:
-        path = self._ask_path("Save a PNG of the view", f"wm-studio-{self.name}.png", "PNG image (*.png)")
+        path = self._ask_path(f"{self.title}: save a PNG of {self.png_subject}", f"wm-studio-{self.name}.png",
+                              "PNG image (*.png)")
         if path is None:
             return None
         try:
@@ -188,7 +192,9 @@ class Pane(QWidget):
             log.error("%s: nothing to export yet (record a run first)", self.title)
             return None
         kind = "GIF animation (*.gif)" if extension == ".gif" else "MP4 video (*.mp4)"
-        path = self._ask_path("Export the recorded run", f"wm-studio-{self.name}{extension}", kind)
+        what = "a GIF" if extension == ".gif" else "an MP4"
+        path = self._ask_path(f"{self.title}: export {self.export_subject} as {what}",
+                              f"wm-studio-{self.name}{extension}", kind)
         if path is None:
             return None
         try:

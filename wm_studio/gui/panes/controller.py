@@ -238,6 +238,8 @@ class ControllerPane(Pane):
             self.scores.dream.show_note("")
             self.result_label.setText("")
             self.last_scores = None
+        if part in ("run", "mdn"):   # only an M with a done head (Doom) scores dreams: else no empty histogram
+            self.scores.show_dream(bool(getattr(self.open_run.mdn, "predict_done", False)))
         if part not in ("run", "vae", "mdn", "controller"):
             return
         if not self.isVisible():

@@ -72,6 +72,7 @@ class LatentPane(Pane):
         self.encoded: np.ndarray | None = None      # mu of the real frame on show
         self.original: np.ndarray | None = None     # that frame
         self.source = ""                            # where the current z came from
+        self.edited: dict[int, float] = {}          # dimensions moved by hand since (dim -> value, last moved last)
         self.pca = None
         self.points: dict[str, tuple[np.ndarray, str] | None] = {"A": None, "B": None}
         self.request_id = 0
@@ -243,6 +244,7 @@ class LatentPane(Pane):
         if fresh:       # another run (or another z size): nothing of the last one's frames or latents applies
             self.z = np.zeros(vae.z_size, np.float32)
             self.encoded, self.original, self.source = None, None, "z = 0"
+            self.edited = {}
             self.points = {"A": None, "B": None}
             self.original_view.clear_frame()
             self.original_view.set_caption("no real frame yet: press F")
@@ -302,6 +304,8 @@ class LatentPane(Pane):
             return
         self.z = self.z.copy()
         self.z[dim] = value
+        self.edited.pop(dim, None)
+        self.edited[dim] = float(value)
         self.request_decode()
 
     def set_z(self, z, source: str = "") -> None:
@@ -311,6 +315,7 @@ class LatentPane(Pane):
         z = np.asarray(z, np.float32).reshape(self.vae.z_size)
         self.z = z.copy()
         self.source = source
+        self.edited = {}
         self.sliders.set_z(self.z)
         self.request_decode()
 
@@ -341,9 +346,18 @@ class LatentPane(Pane):
             self.latencies.append(shown - changed)
         for old in [key for key in self.change_times if key <= request_id]:
             del self.change_times[old]
-        self.decoded_view.set_caption(self.source)
+        self.decoded_view.set_caption(self.caption())
         self.image_shown.emit(request_id)
         self._continue_view()
+
+    def caption(self) -> str:
+        """What the decoded image shows: where z came from, and the dimensions moved by hand since."""
+        if not self.edited:
+            return self.source
+        dim, value = next(reversed(self.edited.items()))
+        if len(self.edited) == 1:
+            return f"{self.source}, with z{dim} = {value:+.2f}"
+        return f"{self.source}, {len(self.edited)} dimensions moved (last z{dim} = {value:+.2f})"
 
     def decoded_image(self) -> np.ndarray | None:
         return self.decoded_view.frame()
@@ -434,7 +448,7 @@ class LatentPane(Pane):
     def set_end(self, which: str) -> None:
         if self.vae is None:
             return
-        self.points[which] = (self.z.copy(), self.source or "z")
+        self.points[which] = (self.z.copy(), self.caption() or "z")
         self._update_interpolation_controls()
         self._update_markers()
 

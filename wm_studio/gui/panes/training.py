@@ -39,7 +39,7 @@ from wm_studio.core.runs import DEFAULT_MODEL, Run, read_only_folder
 from wm_studio.core.train.history import CollectHistory, stage_history
 from wm_studio.gui.mailbox import MailboxThread
 from wm_studio.gui.panes.base import Pane
-from wm_studio.gui.settings import read
+from wm_studio.gui.settings import read, studio_settings
 from wm_studio.gui.views.eta_bar import EtaBar
 from wm_studio.gui.views.grab import grab_frame
 from wm_studio.gui.views.training_figures import CollectFigure, ControllerFigure, MdnFigure, VaeFigure
@@ -52,6 +52,9 @@ FILES_INTERVAL_MS = 2000          # how often the checkpoint list looks at the d
 SHUTDOWN_SLICE_MS = 50            # closing: wait for the stage this long, then let the window repaint
 CONTROLS_WIDTH = 420
 MAX_FILES_LISTED = 50
+NEW_RUN_PARENT_KEY = "runs/new_parent"    # the folder the last new run went into
+NEW_RUNS_FOLDER = "wm-studio-runs"        # under the home folder, until a new run went elsewhere
+FOLDER_FIELD_CHARS = 64                   # the New run dialog's folder field shows paths this long in full
 
 
 @dataclass(frozen=True)
@@ -185,6 +188,21 @@ def load_histories(request) -> dict[str, Any]:
     return result
 
 
+def proposed_run_folder() -> Path:
+    """Where New run… proposes a run: a name not yet taken, in the folder the last new run went into, else in
+    ~/wm-studio-runs. Never beside the open run: that is often the bundled model's folder inside the installed
+    package, which may be read-only."""
+    remembered = str(studio_settings().value(NEW_RUN_PARENT_KEY, "") or "")
+    parent = Path(remembered) if remembered else None
+    if parent is None or not parent.is_dir() or read_only_folder(parent) is not None:
+        parent = Path.home() / NEW_RUNS_FOLDER
+    name, number = "my-run", 1
+    while (parent / name).exists():
+        number += 1
+        name = f"my-run-{number}"
+    return parent / name
+
+
 class NewRunDialog(QDialog):
     """A new run folder from a preset: where, which game, which size."""
 
@@ -193,6 +211,10 @@ class NewRunDialog(QDialog):
         self.setWindowTitle("New run")
         form = QFormLayout(self)
         self.folder_edit = QLineEdit(folder)
+        metrics = self.folder_edit.fontMetrics()   # wide enough for the whole proposed path, and then some
+        self.folder_edit.setMinimumWidth(max(metrics.averageCharWidth() * FOLDER_FIELD_CHARS,
+                                             metrics.horizontalAdvance(folder) + 24))
+        self.folder_edit.setCursorPosition(len(folder))   # the run's own name in view, should it not fit
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
         row = QHBoxLayout()
@@ -452,6 +474,10 @@ class TrainingPane(Pane):
         live = self.active is not None and self.open_run.path == self.active_run
         self.latest = {self.active.key: self.latest[self.active.key]} if live and self.active.key in self.latest \
             else {}
+        if not (live and self.active.key == "collect"):
+            # The rewards drawn belong to the run that was open: a new run's collect must not extend them.
+            self.collect_rewards = []
+            self._collect_base = (0, 0.0)
         self.finished_stages.clear()
         self.errors.clear()
         self._files_seen.clear()
@@ -516,8 +542,7 @@ class TrainingPane(Pane):
         self._set_field(self.fields[stage][key], field, value)
 
     def new_run_dialog(self) -> None:
-        start = str(self.open_run.path.parent / "my-run") if self.open_run.path else str(Path.cwd() / "my-run")
-        dialog = NewRunDialog(self, start)
+        dialog = NewRunDialog(self, str(proposed_run_folder()))
         if dialog.exec_() != QDialog.Accepted:
             return
         folder, game, preset_name = dialog.values()
@@ -533,6 +558,7 @@ class TrainingPane(Pane):
         except WmStudioError as exc:
             log.error("Training: cannot make a run in %s: %s", folder, exc)
             return False
+        studio_settings().setValue(NEW_RUN_PARENT_KEY, str(Path(folder).expanduser().resolve().parent))
         log.info("Training: made a %s %s run in %s; start with Collect", preset_name, game, folder)
         self.select_stage("collect")
         return True

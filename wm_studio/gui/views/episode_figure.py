@@ -120,7 +120,8 @@ class EpisodeFigure(pg.GraphicsLayoutWidget):
 
 
 class ScoreFigure(pg.GraphicsLayoutWidget):
-    """Histograms of an evaluation's scores: real game above, dream below (or why there is no dream score)."""
+    """Histograms of an evaluation's scores: real game above, dream below. Where M cannot score a dream
+    (CarRacing's M predicts no reward) the dream histogram is taken out and the real one has the whole height."""
 
     def __init__(self, parent=None):
         style.configure_pyqtgraph()
@@ -133,6 +134,17 @@ class ScoreFigure(pg.GraphicsLayoutWidget):
         self.real.show_note("press Evaluate to score C beside a random policy")
         self.dream.show_note("")
 
+    @property
+    def shows_dream(self) -> bool:
+        return self.dream in self.ci.items
+
+    def show_dream(self, shown: bool) -> None:
+        """Keep the dream histogram (an M that scores dreams) or give its row to the real one."""
+        if shown and not self.shows_dream:
+            self.addItem(self.dream, row=1, col=0)
+        elif not shown and self.shows_dream:
+            self.ci.removeItem(self.dream)
+
     def show_scores(self, snapshot: ScoreSnapshot) -> None:
         report = snapshot.real
         if report is None:
@@ -141,6 +153,7 @@ class ScoreFigure(pg.GraphicsLayoutWidget):
             self.real.show_samples({"controller": (report.controller_rewards, CONTROLLER),
                                     "random": (report.random_rewards, RANDOM)})
         if snapshot.dream_controller is not None:
+            self.show_dream(True)
             self.dream.show_samples({"controller": (snapshot.dream_controller, DREAM),
                                      "random": (snapshot.dream_random, RANDOM)})
             self.dream.setLabel("bottom", "steps survived in the dream")
