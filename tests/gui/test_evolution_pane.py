@@ -431,12 +431,13 @@ def test_every_plot_has_short_readable_ticks(qtbot, studio):
     pane.popsize_spin.setValue(0)
     pane.mu_edit.setText("")
     pane.mu_edit.editingFinished.emit()
+    pane.sigma_spin.setValue(0.5)
     pane.fast_button.click()
-    qtbot.waitUntil(lambda: pane.drawn_snapshot is not None and pane.drawn_snapshot.dimension == 10,
-                    timeout=WAIT_MS)
-    pane.worker.step(150)                                # sigma well below 0.1: the plane is far from 0
-    qtbot.waitUntil(lambda: drawn_generation(pane) >= 150, timeout=WAIT_MS)
-    qtbot.wait(200)
+    qtbot.waitUntil(lambda: pane.drawn_snapshot is not None and pane.drawn_snapshot.sigma == 0.5, timeout=WAIT_MS)
+    pane.worker.step(2000)           # to its end: sigma about 1e-6 around m = (-2.3, -2.0), where the ticks
+    qtbot.waitUntil(lambda: pane.drawn_frame is not None and pane.drawn_frame.stop, timeout=60_000)  # read
+    assert pane.drawn_snapshot.sigma < 1e-5 and np.abs(pane.drawn_snapshot.mean).max() > 1   # -2.325168 and none
+    qtbot.waitUntil(lambda: len(drawn_tick_texts(pane.figure.search.getAxis("left"))) >= 2, timeout=WAIT_MS)
     search = pane.figure.search
     for plot, sides in ((search, ("left", "bottom")),) + tuple((p, ("left", "bottom"))
                                                                for p in pane.figure.curve_plots()):
@@ -566,3 +567,19 @@ def test_the_curves_stay_inside_the_figure_whatever_the_heading(qtbot, studio):
     for plot in (figure.fitness, figure.sigma_plot, figure.ratio_plot):
         assert plot.geometry().right() <= figure.range.right() + 0.5
     assert figure.ci.geometry().width() == figure.range.width()
+
+
+def test_the_schaffer_optimum_moves_with_its_field(qtbot, studio):
+    window, pane = studio
+    pane.shift_edit.setText("-3, 4.5")
+    pane.shift_edit.editingFinished.emit()
+    qtbot.waitUntil(lambda: pane.drawn_snapshot is not None and np.allclose(pane.drawn_snapshot.solution,
+                                                                            [-3, 4.5]), timeout=WAIT_MS)
+    assert np.allclose(scatter_points(pane.figure.search.solution), [[-3, 4.5]])
+    (x_lo, x_hi), (y_lo, y_hi) = pane.figure.search.getViewBox().viewRange()
+    assert x_lo <= -11 and x_hi >= 8 and y_lo <= -8 and y_hi >= 12.5
+    pane.shift_edit.setText("here")
+    pane.shift_edit.editingFinished.emit()
+    qtbot.waitUntil(lambda: "the optimum must be numbers" in window.log_dock.text(), timeout=WAIT_MS)
+    choose(pane, "sphere", 3)
+    assert not pane.shift_edit.isEnabled()

@@ -233,3 +233,16 @@ def test_history_curves_up_to_a_generation_and_a_bounded_path():
     path = small.mean_path(np.eye(3)[:, :2])
     assert len(path) <= 8 and np.allclose(path[-1], snapshots[-1].origin[:2])
     assert np.allclose(path[0], snapshots[0].origin[:2])
+
+
+def test_the_plotted_box_holds_a_compared_run_too():
+    from wm_studio.core.es.demo import run_frames
+    a = EsSettings(function="rosenbrock", dimension=6, popsize=None, mu=None, sigma0=0.5)
+    frame = list(run_frames(a, replace(a, strategy="separable", x0=(2.0,)), generations=3))[-1]
+    alone = plot_box(get_problem("rosenbrock", 6), frame.a)
+    both = plot_box(get_problem("rosenbrock", 6), frame.a, others=(frame.b,))
+    for box in (alone, both):
+        assert box[0][1] - box[0][0] == pytest.approx(box[1][1] - box[1][0])
+    inside = [[box[axis][0] < mean[axis] < box[axis][1] for axis in (0, 1)] for box, mean in
+              ((alone, frame.b.mean), (both, frame.b.mean), (both, frame.a.mean))]
+    assert not all(inside[0]) and all(inside[1]) and all(inside[2])   # B was off A's box, is in the joint one

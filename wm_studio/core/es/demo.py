@@ -277,15 +277,15 @@ def parse_mu(text: str) -> int | float | None:
     raise ConfigError(f"mu must be a whole count >= 1 or a fraction in (0, 1), not {text!r}")
 
 
-def parse_vector(text: str) -> tuple[float, ...]:
-    """'1, 2' or '1 2' -> (1.0, 2.0)."""
+def parse_vector(text: str, name: str = "x0") -> tuple[float, ...]:
+    """'1, 2' or '1 2' -> (1.0, 2.0); `name` says in an error which field it was."""
     parts = [p for p in re.split(r"[\s,;]+", text.strip()) if p]
     try:
         values = tuple(float(p) for p in parts)
     except ValueError:
-        raise ConfigError(f"x0 must be numbers separated by commas, not {text!r}") from None
+        raise ConfigError(f"{name} must be numbers separated by commas, not {text!r}") from None
     if not values or not all(math.isfinite(v) for v in values):
-        raise ConfigError(f"x0 must be finite numbers separated by commas, not {text!r}")
+        raise ConfigError(f"{name} must be finite numbers separated by commas, not {text!r}")
     return values
 
 
@@ -403,14 +403,18 @@ def run_frames(a: EsSettings, b: EsSettings | None = None, generations: int | No
         index += 1
 
 
-def plot_box(problem, snapshot: EsSnapshot, margin: float = 0.15) -> Box:
+def plot_box(problem, snapshot: EsSnapshot, margin: float = 0.15, others=()) -> Box:
     """The plotted region: the problem's own box in 2-D; for n > 2 a square around the 3-sigma ellipse and the
-    projected optimum (the plane moves with m, so the view follows it)."""
+    projected optimum (the plane moves with m, so the view follows it), and around the 3-sigma ellipses of
+    `others` (a compared run, drawn on the same plane)."""
     if snapshot.dimension == 2:
         (x_lo, x_hi), (y_lo, y_hi) = problem.box
         return (float(x_lo), float(x_hi)), (float(y_lo), float(y_hi))
-    spread = 3.0 * np.sqrt(np.clip(np.diag(snapshot.cov2), 0.0, None))
-    points = np.stack([snapshot.mean - spread, snapshot.mean + spread, snapshot.solution])
+    points = [snapshot.solution]
+    for shown in (snapshot, *others):
+        spread = 3.0 * np.sqrt(np.clip(np.diag(shown.cov2), 0.0, None))
+        points += [shown.mean - spread, shown.mean + spread]
+    points = np.stack(points)
     low, high = points.min(axis=0), points.max(axis=0)
     center, half = (low + high) / 2, max(float((high - low).max()) / 2, 1e-12) * (1 + margin)
     return (center[0] - half, center[0] + half), (center[1] - half, center[1] + half)

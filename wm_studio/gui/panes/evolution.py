@@ -289,7 +289,7 @@ class EvolutionPane(Pane):
     def read_controls(self) -> EsSettings:
         """The controls as EsSettings of run A; ConfigError names what is wrong."""
         function = self.function_box.currentData()
-        shift = parse_vector(self.shift_edit.text()) if function == "schaffer" else SCHAFFER_SHIFT
+        shift = parse_vector(self.shift_edit.text(), "the optimum") if function == "schaffer" else SCHAFFER_SHIFT
         settings = EsSettings(
             function=function,
             dimension=self.dimension_spin.value() if allows_any_dimension(function) else 2,

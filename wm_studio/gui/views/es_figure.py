@@ -169,7 +169,7 @@ class EsFigure(pg.GraphicsLayoutWidget):
                 self.clear_other_curves()
         self.offset = np.zeros(2) if snapshot.dimension == 2 else np.asarray(snapshot.mean, dtype=float)
         shift = self.offset
-        (x_lo, x_hi), (y_lo, y_hi) = plot_box(problem, snapshot)
+        (x_lo, x_hi), (y_lo, y_hi) = plot_box(problem, snapshot, others=() if other is None else (other,))
         self.search.set_box(((x_lo - shift[0], x_hi - shift[0]), (y_lo - shift[1], y_hi - shift[1])))
         self._problem, self._snapshot = problem, snapshot
         self._show_background()
