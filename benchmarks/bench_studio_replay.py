@@ -1,19 +1,20 @@
-"""Replay in the Evolution pane: the time to draw any generation of a 300-generation run of lambda 64 while
-scrubbing, and the memory the replay keeps.
+"""Replay in the Evolution pane: the time to draw any generation of a 300-generation run of lambda 64 while scrubbing,
+and the memory the replay keeps.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/bench_studio_replay.py [--generations 300]
 
-The runs are made first (their frames handed to the pane as its worker would), then the pane replays them the
-way the slider and the arrow keys do: every generation forward, then every one backward. Each replay is timed
-from the request to the figure painted (the pane's draw() on its timer, then a synchronous repaint of the
-figure, offscreen), three times: the first draw is what the user waits for, the best of the three is the draw
-with as little of the machine's other load in it as this run can get. Side by side in the same run, the alternative the replay store saves: recomputing CMA-ES from
-the start up to the generation asked for. Configurations: Rosenbrock 20-D (the slice of f through m is computed
-again for every generation: the costly case) and Rastrigin 2-D with two runs compared (full CMA-ES against
-IPOP). Memory: bytes a frame takes in the ReplayStore (tracemalloc, arrays and objects) and the store's bound.
+The runs are made first (their frames handed to the pane as its worker would), then the pane replays them the way
+the slider and the arrow keys do: every generation forward, then every one backward. Each replay is timed from the
+request to the figure painted (the pane's draw() on its timer, then a synchronous repaint of the figure, offscreen),
+three times: the first draw is what the user waits for, the best of the three is the draw with as little of the
+machine's other load in it as this run can get. Side by side in the same run, the alternative the replay store
+saves: recomputing CMA-ES from the start up to the generation asked for. Configurations: Rosenbrock 20-D (the slice
+of f through m is computed again for every generation: the costly case) and Rastrigin 2-D with two runs compared
+(full CMA-ES against IPOP). Memory: bytes a frame takes in the ReplayStore (tracemalloc, arrays and objects) and the
+store's bound.
 
-Times are wall-clock on whatever else the machine does: read them against the frame budget (16.7 ms at 60 Hz,
-33 ms between two ticks of the pane's timer), not to the microsecond. A table on stdout and
+Times are wall-clock on whatever else the machine does: read them against the frame budget (16.7 ms at 60 Hz, 33 ms
+between two ticks of the pane's timer), not to the microsecond. A table on stdout and
 benchmarks/results/studio_replay.json.
 """
 from __future__ import annotations

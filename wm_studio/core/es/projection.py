@@ -1,9 +1,9 @@
 """A search distribution seen in two dimensions: the plane of the two leading principal axes of sigma^2 C.
 
-For n == 2 the projection is the identity, so the plot shows the raw (x1, x2). For n > 2 a point x is drawn at
-u = basis.T @ x, where the columns of `basis` span the plane of the eigenvectors of C with the two largest
-eigenvalues (eigh: C is symmetric). The population, the mean m, the optimum and the ellipse of sigma^2 C all go through the same basis, so
-they stay consistent in the picture; `lift` maps a plotted point back onto the plane through m.
+For n == 2 the projection is the identity, so the plot shows the raw (x1, x2). For n > 2 a point x is drawn at u =
+basis.T @ x, where the columns of `basis` span the plane of the eigenvectors of C with the two largest eigenvalues
+(eigh: C is symmetric). The population, the mean m, the optimum and the ellipse of sigma^2 C all go through the same
+basis, so they stay consistent in the picture; `lift` maps a plotted point back onto the plane through m.
 
 Eigenvectors have no sign of their own, and two eigenvalues that cross swap their order: followed naively, the
 picture would mirror itself or turn by 90 degrees from one generation to the next. Given the previous generation's

@@ -22,8 +22,8 @@ Criteria (n: dimension, lambda: population size, "window": 10 + ceil(30 n / lamb
                     20,000), the median of the 20 newest best values and of the 20 newest
                     median values is no better than that of the 20 oldest                       (on)
 
-Budgets and the target are "final": a restart strategy (IPOPCMAES, BIPOPCMAES) ends there; every other criterion only says
-that this run of CMA-ES has nothing more to give, and a restart with a larger population may.
+Budgets and the target are "final": a restart strategy (IPOPCMAES, BIPOPCMAES) ends there; every other criterion
+only says that this run of CMA-ES has nothing more to give, and a restart with a larger population may.
 """
 from __future__ import annotations
 
