@@ -2,8 +2,17 @@
 
 1. Evaluations to reach f <= 1e-8 on sphere, ellipsoid (condition 1e6) and Rosenbrock in 2, 5, 10, 20 dimensions
    (15 seeds, x0 ~ U[-4, 4]^n drawn from the seed, sigma0 = 2, default population): success rate and median
-   evaluations of the successful runs; Rastrigin with IPOP restarts (population doubled, at most 9 restarts).
-2. Seconds per generation (ask + tell, lambda = 64, sphere, x0 = 0, sigma0 = 0.1 as for the controller) of the
+   evaluations of the successful runs.
+2. Restarts (`--restarts`): Rastrigin and Griewank in 5, 10 and 20 dimensions, 60 seeds, same start (x0 ~ U[-4,
+   4]^n, sigma0 2, default first population), each engine's IPOP (population doubled, at most 9 restarts) and
+   BIPOP (Hansen 2009): ours (IPOPCMAES, BIPOPCMAES), pycma (`cma.fmin2(..., restarts=9, incpopsize=2,
+   bipop=...)`) and cmaes (which has no restart strategy of its own: the loops below restart its `CMA` the same
+   way). Solved runs and the mean evaluations of the solved runs with its standard error: restarts make the
+   evaluations of one seed jump by a whole run, so medians over a few seeds swing by a factor of two between
+   seed sets and only a mean over many seeds compares engines. Evaluations are counts, independent of the
+   machine's load; every seed is stored as it finishes (benchmarks/results/cmaes_restarts.json), so an
+   interrupted run resumes where it stopped, and `--only rastrigin:10` runs one row.
+3. Seconds per generation (ask + tell, lambda = 64, sphere, x0 = 0, sigma0 = 0.1 as for the controller) of the
    full and the separable variants at n = 867, 1,088 and 10,000, and the peak memory (ru_maxrss of a fresh
    process per configuration, interpreter and imports included).
 
@@ -19,7 +28,9 @@ its own gap. `cmaes` decomposes C every generation and builds B diag(D) once per
 with 3 generations at n = 867 and 1,088 and left out at n = 10,000 (about 64 n^3 = 1.3e14 flops per generation).
 
 Usage: python benchmarks/bench_cmaes.py [--quick] [--json PATH] [--markdown PATH]
-The full run writes benchmarks/results/cmaes.json and cmaes.md; --quick (a smoke run) writes only where told.
+       python benchmarks/bench_cmaes.py --restarts [--only FUNCTION:N[,...]] [--seeds 60] [--quick]
+The full run writes benchmarks/results/cmaes.json and cmaes.md (--restarts: cmaes_restarts.json and .md);
+--quick (a smoke run) writes only where told.
 """
 from __future__ import annotations
 
@@ -39,7 +50,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from wm_studio.core.es import CMAES, IPOPCMAES, SepCMAES, Termination, get_problem  # noqa: E402
+from wm_studio.core.es import BIPOPCMAES, CMAES, IPOPCMAES, SepCMAES, Termination, get_problem  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 TARGET = 1e-8
@@ -74,54 +85,50 @@ def start_point(seed: int, n: int) -> np.ndarray:
     return np.random.default_rng(seed).uniform(-4, 4, n)
 
 
-def run_ours(f: Counted, x0, seed, budget, ipop):
-    termination = Termination(target=TARGET, max_evaluations=budget)
-    es = IPOPCMAES(x0, SIGMA0, seed=seed + 1, termination=termination, max_restarts=MAX_RESTARTS) if ipop \
-        else CMAES(x0, SIGMA0, seed=seed + 1, termination=termination)
+def run_ours(f: Counted, x0, seed, budget):
+    es = CMAES(x0, SIGMA0, seed=seed + 1, termination=Termination(target=TARGET, max_evaluations=budget))
     while not es.stop():
         X = es.ask()
         es.tell(X, f(X))
 
 
-def run_pycma(f: Counted, x0, seed, budget, ipop):
+def run_pycma(f: Counted, x0, seed, budget):
     cma, _ = import_peers()
-    options = {"seed": seed + 1, "ftarget": TARGET, "maxfevals": budget, "verbose": -9}
-    if ipop:
-        cma.fmin2(None, x0, SIGMA0, options, restarts=MAX_RESTARTS, incpopsize=2,
-                  parallel_objective=lambda X: list(f(X)))
-        return
-    es = cma.CMAEvolutionStrategy(x0, SIGMA0, options)
+    es = cma.CMAEvolutionStrategy(x0, SIGMA0, {"seed": seed + 1, "ftarget": TARGET, "maxfevals": budget,
+                                               "verbose": -9})
     while not es.stop():
         X = es.ask()
         es.tell(X, list(f(X)))
 
 
-def run_cmaes(f: Counted, x0, seed, budget, ipop):
-    """cmaes has no restart strategy: this loop restarts from x0 with a doubled population like the others."""
+def cmaes_run(f: Counted, x0, sigma0, seed, popsize, budget, cap=None) -> int:
+    """One run of cmaes's CMA until the target, the budget, `cap` evaluations of its own or should_stop();
+    returns the evaluations it spent."""
     _, cmaes = import_peers()
-    popsize, restarts = None, 0
-    while True:
-        es = cmaes.CMA(mean=np.array(x0, dtype=float), sigma=SIGMA0, seed=seed + 1 + restarts,
-                       population_size=popsize)
-        while f.best > TARGET and f.evaluations < budget and not es.should_stop():
-            X = np.array([es.ask() for _ in range(es.population_size)])
-            es.tell(list(zip(X, f(X))))
-        if not ipop or f.best <= TARGET or f.evaluations >= budget or restarts == MAX_RESTARTS:
-            return
-        popsize, restarts = 2 * es.population_size, restarts + 1
+    es = cmaes.CMA(mean=np.array(x0, dtype=float), sigma=sigma0, seed=seed, population_size=popsize)
+    started = f.evaluations
+    while f.best > TARGET and f.evaluations < budget and not es.should_stop() \
+            and (cap is None or f.evaluations - started < cap):
+        X = np.array([es.ask() for _ in range(es.population_size)])
+        es.tell(list(zip(X, f(X))))
+    return f.evaluations - started
+
+
+def run_cmaes(f: Counted, x0, seed, budget):
+    cmaes_run(f, x0, SIGMA0, seed + 1, None, budget)
 
 
 RUNNERS = {"ours": run_ours, "pycma": run_pycma, "cmaes": run_cmaes}
 
 
-def convergence(name: str, n: int, seeds: int, ipop: bool) -> dict:
-    budget = (400_000 if ipop else 20_000) * max(1, n // 5) if n > 2 else (100_000 if ipop else 20_000)
-    row = {"function": name + (" (IPOP)" if ipop else ""), "n": n, "seeds": seeds, "budget": budget}
+def convergence(name: str, n: int, seeds: int) -> dict:
+    budget = 20_000 * max(1, n // 5)
+    row = {"function": name, "n": n, "seeds": seeds, "budget": budget}
     for engine in ENGINES:
         evaluations, started = [], time.perf_counter()
         for seed in range(seeds):
             f = Counted(get_problem(name, n))
-            RUNNERS[engine](f, start_point(seed, n), seed, budget, ipop)
+            RUNNERS[engine](f, start_point(seed, n), seed, budget)
             if f.best <= TARGET:
                 evaluations.append(f.evaluations)
         row[engine] = {"successes": len(evaluations),
@@ -133,7 +140,164 @@ def convergence(name: str, n: int, seeds: int, ipop: bool) -> dict:
     return row
 
 
-# --- 2. seconds per generation (each configuration in a fresh process) -----------------------------------------
+# --- 2. restarts: IPOP and BIPOP over many seeds -------------------------------------------------------------
+RESTART_ENGINES = ("ours IPOP", "ours BIPOP", "pycma IPOP", "pycma BIPOP", "cmaes IPOP", "cmaes BIPOP")
+RESTART_FUNCTIONS = ("rastrigin", "griewank")
+RESTART_DIMENSIONS = (5, 10, 20)
+RESTART_SEEDS = 60
+
+
+def restart_budget(n: int) -> int:
+    """Evaluations over all runs: 2e5 at 10-D (issue 14's setting), 8e5 at 20-D (IPOP's runs that solve
+    Rastrigin 20-D take up to about 5e5), at least 1e5."""
+    return max(100_000, 2_000 * n * n)
+
+
+def restart_ours(f: Counted, x0, seed, budget, bipop):
+    termination = Termination(target=TARGET, max_evaluations=budget)
+    es = (BIPOPCMAES if bipop else IPOPCMAES)(x0, SIGMA0, seed=seed + 1, termination=termination,
+                                              max_restarts=MAX_RESTARTS)
+    while not es.stop():
+        X = es.ask()
+        es.tell(X, f(X))
+
+
+def restart_pycma(f: Counted, x0, seed, budget, bipop):
+    cma, _ = import_peers()
+    options = {"seed": seed + 1, "ftarget": TARGET, "maxfevals": budget, "verbose": -9}
+    cma.fmin2(None, x0, SIGMA0, options, restarts=MAX_RESTARTS, incpopsize=2, bipop=bipop,
+              parallel_objective=lambda X: list(f(X)))
+
+
+def restart_cmaes(f: Counted, x0, seed, budget, bipop):
+    """IPOP: each restart doubles the population. BIPOP as Hansen (2009) and pycma: the first run counts as
+    small; then whichever regime has spent fewer evaluations runs next, the large one doubling its population,
+    the small one drawing lambda_def * (lambda_large / lambda_def)^(U^2) and sigma0 * 10^(-2 U') with at most
+    half the large regime's evaluations."""
+    rng = np.random.default_rng(seed + 1)
+    default = 4 + int(3 * math.log(len(x0)))
+    spent = {"small": 0, "large": 0}
+    run, large_runs = 0, 0
+    while f.best > TARGET and f.evaluations < budget:
+        if run == 0:
+            regime, popsize, sigma0, cap = "small" if bipop else "large", default, SIGMA0, None
+        elif bipop and spent["small"] < spent["large"]:
+            u1, u2 = rng.uniform(size=2)
+            regime, sigma0 = "small", SIGMA0 * 10 ** (-2 * u2)
+            popsize = int(default * (2 ** large_runs) ** (u1 ** 2))
+            cap = max(popsize, spent["large"] // 2)
+        elif large_runs == MAX_RESTARTS:
+            return
+        else:
+            large_runs += 1
+            regime, popsize, sigma0, cap = "large", default * 2 ** large_runs, SIGMA0, None
+        spent[regime] += cmaes_run(f, x0, sigma0, seed + 1 + run, popsize, budget, cap)
+        run += 1
+
+
+RESTART_RUNNERS = {"ours": restart_ours, "pycma": restart_pycma, "cmaes": restart_cmaes}
+
+
+def restart_seed(function: str, n: int, engine: str, seed: int) -> list:
+    """[evaluations, solved] of one seed."""
+    f = Counted(get_problem(function, n))
+    library, strategy = engine.split()
+    RESTART_RUNNERS[library](f, start_point(seed, n), seed, restart_budget(n), strategy == "BIPOP")
+    return [f.evaluations, f.best <= TARGET]
+
+
+def load_cache(path: Path | None) -> dict:
+    if path is None or not path.exists():
+        return {}
+    return json.loads(path.read_text()).get("cells", {})
+
+
+def save_cache(path: Path | None, cells: dict) -> None:
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps({"target": TARGET, "sigma0": SIGMA0, "max_restarts": MAX_RESTARTS,
+                                     "cells": cells}, indent=1) + "\n")
+    temporary.replace(path)
+
+
+def restart_rows(plan, seeds: int, cache: Path | None) -> list[dict]:
+    """Run every (function, n) of plan for every engine and seed not in the cache yet, saving after each seed."""
+    cells = load_cache(cache)
+    for function, n in plan:
+        for engine in RESTART_ENGINES:
+            key = f"{function}:{n}:{engine}"
+            results = cells.setdefault(key, {})
+            started = time.perf_counter()
+            for seed in range(seeds):
+                if str(seed) not in results:
+                    results[str(seed)] = restart_seed(function, n, engine, seed)
+                    save_cache(cache, cells)
+            print(f"  {function} {n}-D {engine}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+    rows = []
+    for function, n in plan:
+        row = {"function": function, "n": n, "seeds": seeds, "budget": restart_budget(n)}
+        for engine in RESTART_ENGINES:
+            results = [cells[f"{function}:{n}:{engine}"][str(seed)] for seed in range(seeds)]
+            solved = [evaluations for evaluations, ok in results if ok]
+            row[engine] = {"solved": len(solved),
+                           "mean": statistics.mean(solved) if solved else None,
+                           "stderr": statistics.stdev(solved) / math.sqrt(len(solved)) if len(solved) > 1 else None}
+        rows.append(row)
+    return rows
+
+
+def restart_table(rows) -> str:
+    lines = ["| function | n | budget | " + " | ".join(RESTART_ENGINES) + " | ours / pycma IPOP, BIPOP |",
+             "|---|---|---|" + "---|" * len(RESTART_ENGINES) + "---|"]
+
+    def cell(result, seeds):
+        if not result["mean"]:
+            return f"{result['solved']}/{seeds}"
+        error = f" ± {result['stderr']:,.0f}" if result["stderr"] is not None else ""
+        return f"{result['solved']}/{seeds}, {result['mean']:,.0f}{error}"
+
+    def ratio(row, strategy):
+        ours, pycma = row[f"ours {strategy}"]["mean"], row[f"pycma {strategy}"]["mean"]
+        return f"{ours / pycma:.2f}" if ours and pycma else "-"
+
+    for row in rows:
+        lines.append(f"| {row['function']} | {row['n']} | {row['budget']:,} | "
+                     + " | ".join(cell(row[e], row["seeds"]) for e in RESTART_ENGINES)
+                     + f" | {ratio(row, 'IPOP')}, {ratio(row, 'BIPOP')} |")
+    return "\n".join(lines)
+
+
+def restarts_main(args) -> int:
+    if args.only:
+        plan = []
+        for item in args.only.split(","):
+            function, _, n = item.partition(":")
+            plan.append((function, int(n)))
+    else:
+        plan = [(function, n) for function in RESTART_FUNCTIONS for n in RESTART_DIMENSIONS]
+    if args.quick:
+        plan, seeds, cache = [("rastrigin", 2), ("griewank", 2)], args.seeds or 3, None
+    else:
+        seeds, cache = args.seeds or RESTART_SEEDS, RESULTS / "cmaes_restarts.json"
+    rows = restart_rows(plan, seeds, cache)
+    text = (f"Restarts: solved runs (f <= 1e-8 within the budget) of {seeds} seeds, mean evaluations of the solved "
+            f"runs ± standard error (x0 ~ U[-4,4]^n, sigma0 2, at most {MAX_RESTARTS} restarts)\n\n"
+            + restart_table(rows) + "\n")
+    print(text)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"restarts": rows, "quick": args.quick}, indent=2) + "\n")
+    if args.markdown or not args.quick:
+        cma, cmaes = import_peers()
+        path = args.markdown or RESULTS / "cmaes_restarts.md"
+        path.write_text(f"CMA-ES restarts (pycma {cma.__version__}, cmaes {cmaes.__version__}; "
+                        f"`python benchmarks/bench_cmaes.py --restarts`)\n\n" + text)
+    return 0
+
+
+# --- 3. seconds per generation (each configuration in a fresh process) -----------------------------------------
 def build(engine: str, variant: str, n: int, seed: int):
     x0, sigma0, popsize = np.zeros(n), 0.1, 64
     if engine == "ours":
@@ -240,26 +404,27 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="a short smoke run (small sizes, few seeds)")
     parser.add_argument("--json", type=Path, help="where to save the results (full run: benchmarks/results)")
     parser.add_argument("--markdown", type=Path, help="where to save the tables as markdown")
+    parser.add_argument("--restarts", action="store_true", help="only the restart table (IPOP and BIPOP)")
+    parser.add_argument("--only", help="with --restarts: rows to run, e.g. rastrigin:10,griewank:20")
+    parser.add_argument("--seeds", type=int, help=f"with --restarts: seeds per row (default {RESTART_SEEDS})")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(time_configuration(**json.loads(args.worker))))
         return 0
+    if args.restarts:
+        return restarts_main(args)
     if not args.quick:
         args.json = args.json or RESULTS / "cmaes.json"
         args.markdown = args.markdown or RESULTS / "cmaes.md"
 
     seeds, dims = (3, (2, 5)) if args.quick else (15, (2, 5, 10, 20))
-    ipop_dims = (2,) if args.quick else (2, 5, 10)
     started = time.perf_counter()
     rows = []
     for name in ("sphere", "ellipsoid", "rosenbrock"):
         for n in dims:
-            rows.append(convergence(name, n, seeds, ipop=False))
+            rows.append(convergence(name, n, seeds))
             print(f"  {name} {n}-D done", file=sys.stderr, flush=True)
-    for n in ipop_dims:
-        rows.append(convergence("rastrigin", n, seeds, ipop=True))
-        print(f"  rastrigin {n}-D (IPOP) done", file=sys.stderr, flush=True)
 
     if args.quick:
         sizes = {(variant, 100): ({"ours": 6, "pycma": 6, "cmaes": 2}, 2) for variant in ("full", "separable")}
