@@ -10,7 +10,7 @@ from wm_studio.core.files import save_npz
 from wm_studio.core.models.mdnrnn import MDNRNN
 from wm_studio.core.models.serialization import save_model
 from wm_studio.core.models.vae import ConvVAE
-from wm_studio.core.pipeline import checkpoint_meta
+from wm_studio.core.files import read_meta as checkpoint_meta
 from wm_studio.core.presets import preset
 from wm_studio.core.run_contents import DEFAULT_MODEL
 from wm_studio.core.runs import Run

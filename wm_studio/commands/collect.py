@@ -28,17 +28,18 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from wm_studio.core.data.collect import CollectSettings, collect
+    from wm_studio.core.data.collect import CollectSettings
     from wm_studio.core.errors import ConfigError
     from wm_studio.core.progress import drive
     from wm_studio.core.runs import Run
+    from wm_studio.core.stages import make_step
 
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, not {args.workers}")
     overrides = {"collect": {"rollouts": args.rollouts, "steps": args.steps, "min_steps": args.min_steps,
                              "policy": args.policy, "seed": args.seed}}
     run_folder = Run.prepare(args.run, args.env, args.preset, overrides, checks=(CollectSettings.from_config,))
-    last = drive(collect(run_folder, workers=args.workers, backend=args.backend), "collect")
+    last = drive(make_step(run_folder, "collect", None, args.backend, args.workers).start(), "collect")
     if last is not None:
         print(f"{last.done}/{last.total} rollouts in {run_folder.rollouts_dir} ({last.summary()})")
     return 0

@@ -64,7 +64,8 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from wm_studio.core.progress import drive
     from wm_studio.core.runs import Run
-    from wm_studio.core.train.controller_stage import ControllerSettings, make_evaluator, train_controller
+    from wm_studio.core.stages import make_step
+    from wm_studio.core.train.controller_stage import ControllerSettings, make_evaluator
 
     backend = runner_backend(args)
     mu = args.mu if args.mu is None or args.mu < 1 else int(args.mu)
@@ -78,8 +79,7 @@ def run(args) -> int:
     make_evaluator(run_folder, ControllerSettings.from_config(run_folder.config, overrides), None)
     run_folder = Run.prepare(args.run, overrides={"controller": overrides})
     settings = ControllerSettings.from_config(run_folder.config)
-    last = drive(train_controller(run_folder, settings, backend=backend, workers=args.workers,
-                                  cluster=args.cluster), "C")
+    last = drive(make_step(run_folder, "controller", None, backend, args.workers, args.cluster).start(), "C")
     if last is not None:
         where = "in the dream" if settings.in_dream else "in the real game"
         saved = (f"; controller written to {run_folder.model_path('controller')}"

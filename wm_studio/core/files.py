@@ -77,6 +77,25 @@ def load_npz(path, required: tuple[str, ...] = ()) -> tuple[dict[str, np.ndarray
     return arrays, meta
 
 
+def read_meta(path, required: bool = False) -> dict[str, Any]:
+    """The JSON meta of an npz written by save_npz, read without its arrays; {} when it has none (CheckpointError
+    when `required`)."""
+    member = f"{META_KEY}.npy"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if member not in archive.namelist():
+                if required:
+                    raise CheckpointError(f"{path} has no metadata: it was not written by wm_studio")
+                return {}
+            with archive.open(member) as stream:
+                meta = json.loads(str(np.lib.format.read_array(stream, allow_pickle=False)))
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError):
+        raise unreadable_npz(path) from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path} has unreadable metadata")
+    return meta
+
+
 def unreadable_npz(path) -> CheckpointError:
     """The error for an npz file that cannot be read, whichever reader failed: the reason comes from the file
     itself (numpy's reader says "pickled data" where zipfile says "not a zip file" for the same file), followed

@@ -15,8 +15,6 @@ size), M and C must fit the game's actions, latents must have V's z (latents enc
 """
 from __future__ import annotations
 
-import json
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -24,7 +22,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from wm_studio.core.errors import CheckpointError, ConfigError
-from wm_studio.core.files import META_KEY, load_json, load_npz, unreadable_npz
+from wm_studio.core.files import load_json, load_npz, read_meta
 from wm_studio.core.runs import DEFAULT_MODEL, bundled_name
 
 MODEL_PARTS = ("vae", "mdn", "controller")
@@ -161,27 +159,12 @@ def inspect_run(root) -> RunContents:
     return RunContents(root=root, config=config, game=game, parts=parts, notes=tuple(notes))
 
 
-def _read_meta(path: Path) -> dict[str, Any]:
-    """The JSON meta of an npz written by wm_studio.core.files, without reading its arrays."""
-    try:
-        with zipfile.ZipFile(path) as archive, archive.open(f"{META_KEY}.npy") as member:
-            text = str(np.lib.format.read_array(member, allow_pickle=False))
-        meta = json.loads(text)
-    except KeyError:
-        raise CheckpointError(f"{path} has no metadata: it was not written by wm_studio") from None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
-        raise unreadable_npz(path) from None
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"{path} has unreadable metadata")
-    return meta
-
-
 def _model_meta(root: Path, name: str) -> dict[str, Any] | CheckpointError | None:
     path = root / RELATIVE[name]
     if not path.is_file():
         return None
     try:
-        meta = _read_meta(path)
+        meta = read_meta(path, required=True)
     except CheckpointError as exc:
         return exc
     if meta.get("kind") != name:
@@ -286,7 +269,7 @@ def _latents_part(root: Path, z_size, vae: Part) -> Part:
     if not files:
         return _missing(root, "latents")
     try:
-        meta = _read_meta(files[0])
+        meta = read_meta(files[0], required=True)
     except CheckpointError as exc:
         return _broken(root, "latents", exc)
     info = {"files": len(files), "z_size": meta.get("z_size"), "vae": meta.get("vae")}

@@ -19,8 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +30,12 @@ from PyQt5.QtWidgets import (QApplication, QCheckBox, QComboBox, QDialog, QDialo
 
 from wm_studio.core.backend import resolve_device
 from wm_studio.core.data.collect import CollectSnapshot
-from wm_studio.core.data.policies import POLICIES
 from wm_studio.core.errors import WmStudioError
 from wm_studio.core.presets import GAMES, PRESETS, preset
 from wm_studio.core.runs import DEFAULT_MODEL, Run, read_only_folder
-from wm_studio.core.train.history import CollectHistory, stage_history
+from wm_studio.core.stages import (STAGE_BY_KEY, STAGES, Field, Stage, check_settings, describe_files, run_stage,
+                                   stage_progress)
+from wm_studio.core.train.history import CollectHistory
 from wm_studio.gui.mailbox import MailboxThread
 from wm_studio.gui.panes.base import Pane
 from wm_studio.gui.settings import read, studio_settings
@@ -51,141 +50,12 @@ DRAW_INTERVAL_MS = 33
 FILES_INTERVAL_MS = 2000          # how often the checkpoint list looks at the disk
 SHUTDOWN_SLICE_MS = 50            # closing: wait for the stage this long, then let the window repaint
 CONTROLS_WIDTH = 420
-MAX_FILES_LISTED = 50
 NEW_RUN_PARENT_KEY = "runs/new_parent"    # the folder the last new run went into
 NEW_RUNS_FOLDER = "wm-studio-runs"        # under the home folder, until a new run went elsewhere
 FOLDER_FIELD_CHARS = 64                   # the New run dialog's folder field shows paths this long in full
 
 
-@dataclass(frozen=True)
-class Field:
-    key: str
-    label: str
-    kind: str                     # "int", "float", "bool", "choice", "optional-int"
-    tip: str
-    low: float = 1
-    high: float = 10_000_000
-    choices: tuple = ()
-
-
-@dataclass(frozen=True)
-class Stage:
-    key: str                      # the run stage (config section, checkpoints/<key>, models/<key>.npz)
-    label: str
-    unit: str
-    fields: tuple[Field, ...]
-    uses_device: bool             # runs on the GPU when there is one (else worker processes on the CPU)
-    steps: tuple[str, ...]        # the pipeline steps it runs, in order
-
-
-STAGES = (
-    Stage("collect", "Collect rollouts", "rollouts", (
-        Field("rollouts", "Rollouts", "int", "Episodes of the random policy to record (the paper: 10,000)"),
-        Field("steps", "Steps per rollout", "int", "Frames per rollout at most (the paper: 1000 for CarRacing)"),
-        Field("policy", "Policy", "choice", "How the random driver acts", choices=POLICIES),
-    ), False, ("collect",)),
-    Stage("vae", "V: the VAE, then encoding", "batches", (
-        Field("epochs", "Epochs", "int", "Passes over every collected frame (the paper: 10)"),
-        Field("batch_size", "Batch size", "int", "Frames per batch (the paper: 100)"),
-        Field("lr", "Learning rate", "float", "Adam's step size (the paper: 1e-4)", 1e-7, 1.0),
-    ), True, ("vae", "encode")),
-    Stage("mdn", "M: the MDN-RNN", "batches", (
-        Field("epochs", "Epochs", "int", "Passes over every encoded rollout (the paper: 20)"),
-        Field("batch_size", "Batch size", "int", "Sequences per batch (the paper: 100)"),
-        Field("seq_len", "Sequence length", "int", "Transitions per training window (the paper: 999)"),
-        Field("lr", "Learning rate", "float", "Adam's step size (the paper: 1e-3)", 1e-7, 1.0),
-    ), True, ("mdn",)),
-    Stage("controller", "C: CMA-ES", "generations", (
-        Field("generations", "Generations", "int", "CMA-ES generations in all (the paper: 1,800)"),
-        Field("popsize", "Population λ", "int", "Candidates per generation (the paper: 64)", 2),
-        Field("rollouts", "Rollouts each", "int", "Episodes per candidate; fitness is their mean (paper: 16)"),
-        Field("sigma0", "σ0", "float", "CMA-ES's initial step size (the paper: 0.1)", 1e-6, 100.0),
-        Field("eval_every", "Score m every", "int", "Generations between two scorings of the mean (paper: 25)"),
-        Field("eval_rollouts", "Scoring episodes", "int", "Episodes that score the mean (the paper: 1,024)"),
-        Field("max_steps", "Steps per rollout", "optional-int", "Cap of a training episode (0: the full game)",
-              0),
-        Field("early_stop", "Early stop", "int", "End a training rollout after this many negative rewards in a "
-                                                 "row: off the track or stuck (0: never, as in the paper)", 0),
-        Field("in_dream", "Train in the dream", "bool", "Fitness from M's dream instead of the real game "
-                                                        "(Doom only: CarRacing's M predicts no reward)"),
-    ), False, ("controller",)),
-)
-STAGE_BY_KEY = {stage.key: stage for stage in STAGES}
 DEVICES = {"auto": "GPU if there is one, else CPU", "cpu": "CPU", "gpu": "GPU"}
-
-
-def stage_generator(run: Run, stage: Stage, device, backend: str, workers: int | None):
-    """The stage's pipeline steps in order, skipping those already finished (a trained V is not re-saved, which
-    would make its latents look stale); closing it closes the step under way, which checkpoints."""
-    from wm_studio.core.pipeline import pipeline_steps
-    steps = {step.name: step for step in pipeline_steps(run, device, backend, workers)}
-    for name in stage.steps:
-        step = steps[name]
-        if step.finished():
-            log.info("%s: %s is already done (raise its numbers to train more)", run.root.name, step.label)
-            continue
-        yield from step.start()
-
-
-def check_settings(stage: str, config: dict) -> None:
-    """ConfigError when the stage's section of `config` holds a value the stage would refuse."""
-    from wm_studio.core.data.collect import CollectSettings
-    from wm_studio.core.train.controller_stage import ControllerSettings
-    from wm_studio.core.train.mdn_stage import MdnSettings
-    from wm_studio.core.train.vae_stage import VaeSettings
-    parsers = {"collect": CollectSettings, "vae": VaeSettings, "mdn": MdnSettings, "controller": ControllerSettings}
-    parsers[stage].from_config(config)
-
-
-def describe_files(run: Run, stage: str) -> list[tuple[str, str, str, Path]]:
-    """(name, step, modified, path) of the stage's checkpoints, newest first, then its model file."""
-    if stage == "collect":   # no checkpoints: the rollouts are the stage's output
-        from wm_studio.core.data.dataset import rollout_files
-        rows = [(f"data/rollouts/{path.name}", "", path) for path in rollout_files(run.rollouts_dir)]
-    else:
-        rows = [(f"checkpoints/{stage}/{path.name}", str(int(path.stem.split("-")[1])), path)
-                for path in run.checkpoints(stage)]
-        model = run.model_path(stage)
-        if model.is_file():
-            rows.append((f"models/{model.name}", "", model))
-    rows.sort(key=lambda row: (_mtime(row[2]), row[0]), reverse=True)
-    rows = rows[:MAX_FILES_LISTED]
-    return [(name, step, _modified(path), path) for name, step, path in rows]
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
-
-
-def _modified(path: Path) -> str:
-    try:
-        return datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M:%S")
-    except OSError:
-        return "?"
-
-
-def load_histories(request) -> dict[str, Any]:
-    """On the loader thread: (root, stages) -> {stage: (snapshot or None, finished, error)}."""
-    from wm_studio.core.pipeline import pipeline_steps
-    root, stages = request
-    run = Run(root)
-    result = {}
-    try:
-        steps = {step.name: step for step in pipeline_steps(run, resolve_device("cpu"))}
-    except WmStudioError as exc:
-        return {key: (None, False, str(exc)) for key in stages}
-    for key in stages:
-        try:
-            snapshot = stage_history(run, key, preview=True)
-            finished = (all(steps[name].finished() for name in STAGE_BY_KEY[key].steps)
-                        or getattr(snapshot, "finished", False))      # a bundled model's record says so
-            result[key] = (snapshot, finished, "")
-        except WmStudioError as exc:
-            result[key] = (None, False, str(exc))
-    return result
 
 
 def proposed_run_folder() -> Path:
@@ -263,7 +133,7 @@ class TrainingPane(Pane):
         self.worker.failed.connect(self.on_failed)
         self.worker.finished.connect(self.on_finished)
         self.worker.running_changed.connect(lambda _: self._update_controls())
-        self.loader = MailboxThread("training history", load_histories, self)
+        self.loader = MailboxThread("training history", lambda request: stage_progress(*request), self)
         self.loader.done.connect(self._histories_loaded)
         self.active: Stage | None = None  # the stage loaded in the training thread
         self.active_run: Path | None = None
@@ -623,7 +493,7 @@ class TrainingPane(Pane):
             level = logging.INFO if self.device_box.currentData() == "auto" else logging.WARNING
             log.log(level, "Training: %s", device.notice)
         backend, workers = self.backend, self.workers
-        self.worker.load(lambda: stage_generator(run, stage, device, backend, workers))
+        self.worker.load(lambda: run_stage(run, stage, device, backend, workers))
         self.worker.run()
         self.active, self.active_run, self.paused = stage, run.root, False
         self.finished_stages.discard(stage.key)
