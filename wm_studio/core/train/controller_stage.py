@@ -22,7 +22,7 @@ import io
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any, ClassVar, Iterator, Mapping
 
 import numpy as np
 
@@ -118,6 +118,7 @@ def episode_steps(config: Mapping[str, Any]) -> int:
 
 @dataclass(frozen=True)
 class ControllerSnapshot:
+    step: ClassVar[str] = "controller"  # the step that makes it (wm_studio.core.stages)
     done: int                         # generations done
     total: int                        # generations wanted
     fitness: np.ndarray               # (lambda,) this generation's fitness per candidate (empty before the first)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import ClassVar, Iterator
 
 import chainer
 import numpy as np
@@ -28,6 +28,7 @@ ROLLOUT_ARRAYS = ("frames", "actions", "rewards", "dones")
 
 @dataclass(frozen=True)
 class EncodeSnapshot:
+    step: ClassVar[str] = "encode"  # the step that makes it (wm_studio.core.stages)
     done: int           # rollouts encoded or found already encoded
     total: int          # rollouts in the run
     encoded: int        # rollouts encoded by this call

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ NO_FRAMES = np.zeros((0, 64, 64, 3), np.uint8)
 
 @dataclass(frozen=True)
 class CollectHistory:
+    step: ClassVar[str] = "collect"  # the step that makes it (wm_studio.core.stages)
     done: int                 # rollouts on disk
     total: int                # rollouts wanted
     rewards: np.ndarray       # (k,) total reward of each rollout written, in the order they were written

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from contextlib import closing
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any, ClassVar, Iterator, Mapping
 
 import numpy as np
 
@@ -91,6 +91,7 @@ class MdnSettings:
 
 @dataclass(frozen=True)
 class MdnSnapshot:
+    step: ClassVar[str] = "mdn"  # the step that makes it (wm_studio.core.stages)
     done: int                       # batches done over the whole run
     total: int                      # batches in all epochs
     epoch: int                      # the epoch under way, counted from 1 (== epochs when finished)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from contextlib import closing
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any, ClassVar, Iterator, Mapping
 
 import chainer
 import numpy as np
@@ -76,6 +76,7 @@ class VaeSettings:
 
 @dataclass(frozen=True)
 class VaeSnapshot:
+    step: ClassVar[str] = "vae"  # the step that makes it (wm_studio.core.stages)
     done: int                       # batches done over the whole run
     total: int                      # batches in all epochs
     epoch: int                      # the epoch under way, counted from 1 (== epochs when finished)

@@ -29,13 +29,11 @@ from PyQt5.QtWidgets import (QApplication, QCheckBox, QComboBox, QDialog, QDialo
                              QVBoxLayout, QWidget)
 
 from wm_studio.core.backend import resolve_device
-from wm_studio.core.data.collect import CollectSnapshot
 from wm_studio.core.errors import WmStudioError
 from wm_studio.core.presets import GAMES, PRESETS, preset
 from wm_studio.core.runs import DEFAULT_MODEL, Run, read_only_folder
 from wm_studio.core.stages import (STAGE_BY_KEY, STAGES, Field, Stage, check_settings, describe_files, run_stage,
                                    stage_progress)
-from wm_studio.core.train.history import CollectHistory
 from wm_studio.gui.mailbox import MailboxThread
 from wm_studio.gui.panes.base import Pane
 from wm_studio.gui.settings import read, studio_settings
@@ -144,8 +142,7 @@ class TrainingPane(Pane):
         self.drawn_snapshot = None
         self.snapshot_count = 0
         self.collect_rewards: list[float] = []
-        self._collect_base: tuple[int, float] = (0, 0.0)
-        self._snapshot_kind = None
+        self._snapshot_step: str | None = None      # the step of the last snapshot (a new one restarts the ETA)
         self._files_seen: dict[str, tuple] = {}     # per stage: the files last seen on disk
         self._files_shown: tuple | None = None       # (stage, files) the list shows
         self._view_pending = False
@@ -347,7 +344,6 @@ class TrainingPane(Pane):
         if not (live and self.active.key == "collect"):
             # The rewards drawn belong to the run that was open: a new run's collect must not extend them.
             self.collect_rewards = []
-            self._collect_base = (0, 0.0)
         self.finished_stages.clear()
         self.errors.clear()
         self._files_seen.clear()
@@ -455,7 +451,7 @@ class TrainingPane(Pane):
                 self.finished_stages.discard(key)
             if snapshot is not None:
                 self.latest[key] = snapshot
-                if key == "controller" and getattr(snapshot, "mean_params", None) is not None:
+                if key == "controller":
                     self.figures["controller"].reset_path()
                     self.figures["controller"].add_mean(snapshot.mean_params)
                 if key == "collect":
@@ -499,11 +495,9 @@ class TrainingPane(Pane):
         self.finished_stages.discard(stage.key)
         self.errors.pop(stage.key, None)
         self.snapshot_count = 0
-        self._snapshot_kind = None
+        self._snapshot_step = None
         if stage.key == "controller":
             self.figures["controller"].reset_path()
-        if stage.key == "collect":
-            self._collect_base = (len(self.collect_rewards), 0.0)
         self.progress.start(stage.unit)
         self.progress.setFormat(f"starting {stage.label}…")
         where = device.describe() if stage.uses_device else \
@@ -620,31 +614,19 @@ class TrainingPane(Pane):
         if self.active is None:
             return   # a stage stopped a moment ago: its last snapshots are of no use
         for snapshot in batch:
-            if type(snapshot) is not self._snapshot_kind:
-                self._snapshot_kind = type(snapshot)
-                self.progress.start("rollouts encoded" if type(snapshot).__name__ == "EncodeSnapshot"
-                                    else self.active.unit)
-            if isinstance(snapshot, CollectSnapshot):
-                self._add_collect_reward(snapshot)
-            elif hasattr(snapshot, "mean_params"):
+            if snapshot.step != self._snapshot_step:
+                self._snapshot_step = snapshot.step
+                self.progress.start("rollouts encoded" if snapshot.step == "encode" else self.active.unit)
+            if snapshot.step == "collect" and snapshot.last_index is not None:
+                self.collect_rewards.append(snapshot.reward)
+            elif snapshot.step == "controller":
                 self.figures["controller"].add_mean(snapshot.mean_params)
         self.snapshot_count += len(batch)
         snapshot = batch[-1]
-        if type(snapshot).__name__ != "EncodeSnapshot":
-            self.latest[self.active.key] = snapshot
-        else:
-            self.latest["encode"] = snapshot
-        label = "encoding the rollouts" if type(snapshot).__name__ == "EncodeSnapshot" else ""
-        self.progress.show_progress(snapshot.done, snapshot.total, label)
+        encoding = snapshot.step == "encode"
+        self.latest["encode" if encoding else self.active.key] = snapshot
+        self.progress.show_progress(snapshot.done, snapshot.total, "encoding the rollouts" if encoding else "")
         self.stage_items[self.active.key].setText(1, self._status_text(self.active.key))
-
-    def _add_collect_reward(self, snapshot: CollectSnapshot) -> None:
-        """The reward of the rollout just written, from the change in the running mean of this start."""
-        known_before, total_so_far = self._collect_base
-        if snapshot.written > len(self.collect_rewards) - known_before:
-            total = snapshot.mean_reward * snapshot.written
-            self.collect_rewards.append(total - total_so_far)
-            self._collect_base = (known_before, total)
 
     def on_finished(self) -> None:
         stage = self.active
@@ -690,7 +672,7 @@ class TrainingPane(Pane):
     def _heading(self, stage: Stage, snapshot) -> str:
         live = self.active is not None and self.active.key == stage.key
         where = "live" if live else "from the newest checkpoint"
-        if isinstance(snapshot, CollectHistory) or isinstance(snapshot, CollectSnapshot):
+        if snapshot.step == "collect":
             where = "live" if live else "from metrics/collect.jsonl"
         return f"<b>{stage.label}</b> ({where})<br>{snapshot.summary()}"
 
