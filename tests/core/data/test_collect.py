@@ -149,9 +149,12 @@ def test_settings_come_from_the_run_and_are_checked(tmp_path):
     run = make_run(tmp_path / "run")
     assert CollectSettings.from_config(run.config) == SMALL
     with pytest.raises(ConfigError, match="policy"):
-        CollectSettings(policy="greedy").check()
+        CollectSettings(policy="greedy")
     with pytest.raises(ConfigError, match="min_steps"):
-        CollectSettings(steps=10, min_steps=20).check()
+        CollectSettings(steps=10, min_steps=20)
+    with pytest.raises(ConfigError, match="unknown setting.*collect section: colour"):
+        CollectSettings.from_config({**run.config, "collect": {**run.config["collect"], "colour": "red"}})
+    assert CollectSettings.from_config(run.config, {"rollouts": 7, "steps": None}).rollouts == 7
 
 
 def test_the_command_collects_and_resumes(tmp_path):

@@ -25,6 +25,7 @@ from wm_studio.core.data.policies import POLICIES, make_policy
 from wm_studio.core.errors import ConfigError, WmStudioError
 from wm_studio.core.files import save_npz
 from wm_studio.core.parallel import make_runner
+from wm_studio.core.presets import stage_settings
 from wm_studio.core.runs import Run
 
 MAX_ATTEMPTS = 100
@@ -40,16 +41,13 @@ class CollectSettings:
     seed: int = 0
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> "CollectSettings":
-        section = config.get("collect", {})
-        settings = cls(env=config.get("env", "carracing"),
-                       rollouts=int(section.get("rollouts", cls.rollouts)),
-                       steps=int(section.get("steps", cls.steps)),
-                       policy=section.get("policy", cls.policy),
-                       min_steps=int(section.get("min_steps") or 0),
-                       seed=int(section.get("seed", config.get("seed", 0))))
-        settings.check()
-        return settings
+    def from_config(cls, config: Mapping[str, Any], overrides: Mapping[str, Any] | None = None
+                    ) -> "CollectSettings":
+        """Settings from a run's config.json: the game at the top level, the rest in its "collect" section."""
+        return stage_settings(cls, config, "collect", overrides, env=config.get("env", "carracing"))
+
+    def __post_init__(self):
+        self.check()
 
     def check(self) -> None:
         if self.policy not in POLICIES:

@@ -32,7 +32,7 @@ from wm_studio.core.es.projection import Projection, project
 from wm_studio.core.files import atomic_write, generator_state, restore_generator
 from wm_studio.core.models.controller import Controller, INPUT_MODES, save_controller
 from wm_studio.core.parallel import BACKENDS, make_runner
-from wm_studio.core.presets import GAMES
+from wm_studio.core.presets import GAMES, stage_settings
 from wm_studio.core.runs import Run
 from wm_studio.core.train.checkpointing import prefixed
 from wm_studio.core.train.rollout import DreamEvaluator, GameEvaluator, dream_spec, game_spec
@@ -96,12 +96,7 @@ class ControllerSettings:
     def from_config(cls, config: Mapping[str, Any], overrides: Mapping[str, Any] | None = None
                     ) -> "ControllerSettings":
         """Settings from a run's config.json "controller" section (None values mean "the default")."""
-        section = {k: v for k, v in {**config.get(STAGE, {}), **(overrides or {})}.items() if v is not None}
-        section.setdefault("seed", config.get("seed", 0))
-        unknown = sorted(set(section) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ConfigError(f"unknown setting(s) in the run's controller section: {', '.join(unknown)}")
-        return cls(**section)
+        return stage_settings(cls, config, STAGE, overrides)
 
     def rollout_steps(self, episode: int) -> int:
         """Steps of a training rollout in a game whose episodes last `episode` steps."""

@@ -25,6 +25,7 @@ from wm_studio.core.backend import Device, to_numpy
 from wm_studio.core.data.dataset import SequenceDataset, rollout_files, split_holdout
 from wm_studio.core.errors import CheckpointError, ConfigError
 from wm_studio.core.models.mdnrnn import MDNRNN, Mixture, mixture_mean
+from wm_studio.core.presets import stage_settings
 from wm_studio.core.runs import Run
 from wm_studio.core.train.checkpointing import (EpochProgress, StageCheckpoints, descend, epoch_counts,
                                                 train_epochs)
@@ -69,20 +70,14 @@ class MdnSettings:
             raise ConfigError("M's settings are out of range: " + ", ".join(bad))
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> "MdnSettings":
+    def from_config(cls, config: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> "MdnSettings":
         """Settings from a run's config.json: the game's sizes at the top level, the rest in its "mdn" section."""
-        section = dict(config.get("mdn", {}))
-        section.setdefault("seed", config.get("seed", 0))     # the run's seed unless M has its own
-        known = set(cls.__dataclass_fields__) - {"z_size", "action_size", "hidden", "predict_done"}
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise ConfigError(f"unknown setting(s) in the run's mdn section: {', '.join(unknown)}")
         try:
-            return cls(z_size=int(config["z_size"]), action_size=int(config["action_size"]),
-                       hidden=int(config["hidden"]), predict_done=bool(config.get("predict_done", False)),
-                       **section)
+            game = {"z_size": int(config["z_size"]), "action_size": int(config["action_size"]),
+                    "hidden": int(config["hidden"]), "predict_done": bool(config.get("predict_done", False))}
         except KeyError as exc:
             raise ConfigError(f"the run's config.json lacks {exc.args[0]!r}; make the run from a preset") from None
+        return stage_settings(cls, config, "mdn", overrides, **game)
 
     def model(self) -> MDNRNN:
         return MDNRNN(self.z_size, self.action_size, self.hidden, self.gaussians, self.predict_done,

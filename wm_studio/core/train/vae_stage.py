@@ -28,6 +28,7 @@ from wm_studio.core.envs.preprocess import frames_to_input, input_to_frames
 from wm_studio.core.errors import CheckpointError, ConfigError
 from wm_studio.core.files import load_npz
 from wm_studio.core.models.vae import ConvVAE
+from wm_studio.core.presets import stage_settings
 from wm_studio.core.runs import Run
 from wm_studio.core.train.checkpointing import (EpochProgress, StageCheckpoints, descend, epoch_counts,
                                                 train_epochs)
@@ -64,14 +65,9 @@ class VaeSettings:
     @classmethod
     def from_config(cls, config: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> "VaeSettings":
         """Settings from a run's config.json: z_size at the top level, the rest in its "vae" section."""
-        section = {**config.get("vae", {}), **(overrides or {})}
-        section.setdefault("seed", config.get("seed", 0))     # the run's seed unless V has its own
-        unknown = sorted(set(section) - (set(cls.__dataclass_fields__) - {"z_size"}))
-        if unknown:
-            raise ConfigError(f"unknown setting(s) in the run's vae section: {', '.join(unknown)}")
         if "z_size" not in config:
             raise ConfigError("the run's config.json lacks 'z_size'; make the run from a preset")
-        return cls(z_size=int(config["z_size"]), **section)
+        return stage_settings(cls, config, "vae", overrides, z_size=int(config["z_size"]))
 
 
 @dataclass(frozen=True)
