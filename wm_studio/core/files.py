@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator, Mapping
 import numpy as np
 
 from wm_studio.core.errors import CheckpointError
+from wm_studio.core.folders import how_to_rebuild
 
 META_KEY = "__meta__"
 _UMASK = os.umask(0)
@@ -108,7 +109,6 @@ def unreadable_npz(path) -> CheckpointError:
     """The error for an npz file that cannot be read, whichever reader failed: the reason comes from the file
     itself (numpy's reader says "pickled data" where zipfile says "not a zip file" for the same file), followed
     by how to make the file again."""
-    from wm_studio.core.runs import how_to_rebuild   # runs imports this module
     hint = how_to_rebuild(path)
     return CheckpointError(f"{path} is corrupt: {_why_unreadable(Path(path))}" + (f". {hint}" if hint else ""))
 

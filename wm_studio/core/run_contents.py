@@ -349,11 +349,6 @@ def load_latents(contents: RunContents, max_frames: int = LATENT_SAMPLE_FRAMES,
     return LatentSample(mu[finite], logvar[finite], file_index[finite], step[finite], tuple(kept))
 
 
-def rollout_of(latent_file: Path, contents: RunContents) -> Path:
-    """The rollout file (frames) that a latent file encodes: the same name in data/rollouts."""
-    return contents.parts["rollouts"].path / Path(latent_file).name
-
-
 def load_frames(path) -> np.ndarray:
     """uint8 (T, 64, 64, 3) frames of a rollout file."""
     arrays, _ = load_npz(path, required=("frames",))

@@ -20,7 +20,7 @@ DEFAULT_SIZE = (960, 540)
 
 def ensure_application(offscreen: bool = True) -> QApplication:
     """The running QApplication, or a new one (offscreen unless QT_QPA_PLATFORM says otherwise)."""
-    from wm_studio.gui.app import make_application
+    from wm_studio.gui.application import make_application
     app = QApplication.instance()
     if app is None:
         if offscreen:

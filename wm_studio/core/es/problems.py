@@ -13,7 +13,7 @@ import numpy as np
 
 from wm_studio.core.errors import ConfigError
 
-SCHAFFER_SHIFT = (10.0, 10.0)  # the optimum of the classic demo (design.md section 5)
+SCHAFFER_SHIFT = (10.0, 10.0)  # the optimum of the classic demo (docs/architecture.md, "CMA-ES")
 
 
 def schaffer_f(X: np.ndarray, shift=SCHAFFER_SHIFT) -> np.ndarray:

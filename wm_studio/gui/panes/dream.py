@@ -11,7 +11,7 @@ plots M's p(done) step by step) or at the cap.
 Real beside dream: the real game starts too, the dream starts from V's encoding of the real first frame, and both
 take the same actions; the pane shows both frames and the per-step pixel MSE between them, where M drifts.
 
-The GUI keeps the newest snapshot and draws it on a ~30 Hz timer (design.md section 2); every snapshot of the
+The GUI keeps the newest snapshot and draws it on a ~30 Hz timer (docs/architecture.md, "Threading rules of the studio"); every snapshot of the
 episode is kept for GIF/MP4 export.
 """
 from __future__ import annotations

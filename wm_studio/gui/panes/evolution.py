@@ -1,4 +1,5 @@
-"""The Evolution pane: a CMA-ES lab on test functions (the Schaffer demo of design.md section 5 by default).
+"""The Evolution pane: a CMA-ES lab on test functions (by default the shifted Schaffer demo of
+docs/architecture.md, "CMA-ES").
 
 CMA-ES runs on the pane's GeneratorWorker thread (wm_studio.core.es.demo.run_frames): one run, or two settings in
 lockstep (Compare), on the same problem. Every frame goes into a ReplayStore and extends the curves; a ~30 Hz timer
