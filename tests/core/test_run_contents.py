@@ -9,9 +9,9 @@ from wm_studio.core.models.controller import Controller, save_controller
 from wm_studio.core.models.mdnrnn import MDNRNN
 from wm_studio.core.models.serialization import save_model
 from wm_studio.core.models.vae import ConvVAE
+from wm_studio.core.latent_analysis import dimension_order, kl_per_dimension, pca_map
 from wm_studio.core.presets import preset
-from wm_studio.core.run_contents import (dimension_order, inspect_run, kl_per_dimension, load_frames,
-                                         load_latents, load_part, pca_map)
+from wm_studio.core.run_contents import inspect_run, load_frames, load_latents, load_part
 from wm_studio.core.runs import Run
 from wm_studio.core.train.encode import model_fingerprint
 

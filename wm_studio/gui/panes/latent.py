@@ -28,7 +28,8 @@ from wm_studio.core.data.dataset import array_shape
 from wm_studio.core.envs.dream import decode_frames
 from wm_studio.core.errors import ConfigError, WmStudioError
 from wm_studio.core.export import Progress, write_animation
-from wm_studio.core.run_contents import dimension_order, load_frames, pca_map
+from wm_studio.core.latent_analysis import dimension_order, pca_map
+from wm_studio.core.run_contents import load_frames
 from wm_studio.core.train.encode import encode_frames
 from wm_studio.gui.decoder_process import DecoderProcess
 from wm_studio.gui.mailbox import MailboxThread
