@@ -180,7 +180,7 @@ def test_the_bundled_model_and_a_missing_run_are_never_trained(qtbot, studio, tm
     assert pane.new_run(tmp_path / "fresh", "carracing", "tiny")
     qtbot.waitUntil(lambda: open_run.path == tmp_path / "fresh" and pane.start_button.isEnabled(), timeout=WAIT_MS)
     assert pane.selected.key == "collect" and Run.open(tmp_path / "fresh").config["preset"] == "tiny"
-    assert pane.fields["collect"]["rollouts"].value() == 4
+    assert pane.forms["collect"].values()["rollouts"] == 4
 
 
 @pytest.mark.slow
@@ -264,7 +264,7 @@ def test_new_run_proposes_a_folder_in_home_then_beside_the_last_new_run(qtbot, s
 
 
 def test_the_new_run_dialog_shows_the_whole_proposed_path(qtbot, tmp_path):
-    from wm_studio.gui.panes.training import NewRunDialog
+    from wm_studio.gui.new_run import NewRunDialog
     folder = str(tmp_path / "a-rather-long-folder-name" / "wm-studio-runs" / "my-run")
     dialog = NewRunDialog(None, folder)
     qtbot.addWidget(dialog)

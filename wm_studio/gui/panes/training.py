@@ -23,22 +23,23 @@ from pathlib import Path
 from typing import Any
 
 from PyQt5.QtCore import QEventLoop, QSettings, Qt, QTimer, pyqtSignal
-from PyQt5.QtWidgets import (QApplication, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox,
-                             QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-                             QPushButton, QSizePolicy, QSpinBox, QStackedWidget, QTreeWidget, QTreeWidgetItem,
+from PyQt5.QtWidgets import (QApplication, QComboBox, QDialog, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView,
+                             QLabel, QPushButton, QSizePolicy, QStackedWidget, QTreeWidget, QTreeWidgetItem,
                              QVBoxLayout, QWidget)
 
 from wm_studio.core.backend import resolve_device
 from wm_studio.core.errors import WmStudioError
-from wm_studio.core.presets import GAMES, PRESETS, preset
+from wm_studio.core.presets import preset
 from wm_studio.core.runs import DEFAULT_MODEL, Run, read_only_folder
-from wm_studio.core.stages import (STAGE_BY_KEY, STAGES, Field, Stage, check_settings, describe_files, run_stage,
+from wm_studio.core.stages import (STAGE_BY_KEY, STAGES, Stage, check_settings, describe_files, run_stage,
                                    stage_progress)
 from wm_studio.gui.mailbox import MailboxThread
+from wm_studio.gui.new_run import NEW_RUN_PARENT_KEY, NewRunDialog, proposed_run_folder
 from wm_studio.gui.panes.base import Pane
 from wm_studio.gui.settings import read, studio_settings
 from wm_studio.gui.views.eta_bar import EtaBar
 from wm_studio.gui.views.grab import grab_frame
+from wm_studio.gui.views.stage_form import StageForm
 from wm_studio.gui.views.training_figures import CollectFigure, ControllerFigure, MdnFigure, VaeFigure
 from wm_studio.gui.workers import GeneratorWorker
 
@@ -48,70 +49,9 @@ DRAW_INTERVAL_MS = 33
 FILES_INTERVAL_MS = 2000          # how often the checkpoint list looks at the disk
 SHUTDOWN_SLICE_MS = 50            # closing: wait for the stage this long, then let the window repaint
 CONTROLS_WIDTH = 420
-NEW_RUN_PARENT_KEY = "runs/new_parent"    # the folder the last new run went into
-NEW_RUNS_FOLDER = "wm-studio-runs"        # under the home folder, until a new run went elsewhere
-FOLDER_FIELD_CHARS = 64                   # the New run dialog's folder field shows paths this long in full
 
 
 DEVICES = {"auto": "GPU if there is one, else CPU", "cpu": "CPU", "gpu": "GPU"}
-
-
-def proposed_run_folder() -> Path:
-    """Where New run… proposes a run: a name not yet taken, in the folder the last new run went into, else in
-    ~/wm-studio-runs. Never beside the open run: that is often the bundled model's folder inside the installed
-    package, which may be read-only."""
-    remembered = str(studio_settings().value(NEW_RUN_PARENT_KEY, "") or "")
-    parent = Path(remembered) if remembered else None
-    if parent is None or not parent.is_dir() or read_only_folder(parent) is not None:
-        parent = Path.home() / NEW_RUNS_FOLDER
-    name, number = "my-run", 1
-    while (parent / name).exists():
-        number += 1
-        name = f"my-run-{number}"
-    return parent / name
-
-
-class NewRunDialog(QDialog):
-    """A new run folder from a preset: where, which game, which size."""
-
-    def __init__(self, parent=None, folder: str = ""):
-        super().__init__(parent)
-        self.setWindowTitle("New run")
-        form = QFormLayout(self)
-        self.folder_edit = QLineEdit(folder)
-        metrics = self.folder_edit.fontMetrics()   # wide enough for the whole proposed path, and then some
-        self.folder_edit.setMinimumWidth(max(metrics.averageCharWidth() * FOLDER_FIELD_CHARS,
-                                             metrics.horizontalAdvance(folder) + 24))
-        self.folder_edit.setCursorPosition(len(folder))   # the run's own name in view, should it not fit
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse)
-        row = QHBoxLayout()
-        row.addWidget(self.folder_edit, 1)
-        row.addWidget(browse)
-        form.addRow("Folder", row)
-        self.game_box = QComboBox()
-        for game in GAMES:
-            self.game_box.addItem(game, game)
-        self.preset_box = QComboBox()
-        for name in PRESETS:
-            self.preset_box.addItem(name, name)
-        self.preset_box.setCurrentText("quick")
-        self.preset_box.setToolTip("quick: about half an hour on a 2-core CPU for collect + V + M; paper: the "
-                                   "paper's numbers; tiny: seconds, for trying the buttons")
-        form.addRow("Game", self.game_box)
-        form.addRow("Preset", self.preset_box)
-        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
-
-    def _browse(self):
-        folder = QFileDialog.getExistingDirectory(self, "Folder for the new run", self.folder_edit.text())
-        if folder:
-            self.folder_edit.setText(folder)
-
-    def values(self) -> tuple[str, str, str]:
-        return self.folder_edit.text().strip(), self.game_box.currentData(), self.preset_box.currentData()
 
 
 class TrainingPane(Pane):
@@ -239,18 +179,9 @@ class TrainingPane(Pane):
                                      "or from the command line) uses them too")
         settings_layout = QVBoxLayout(self.settings_box)
         self.field_stack = QStackedWidget()
-        self.fields: dict[str, dict[str, QWidget]] = {}
+        self.forms = {stage.key: StageForm(stage) for stage in STAGES}
         for stage in STAGES:
-            page = QWidget()
-            form = QFormLayout(page)
-            form.setContentsMargins(0, 0, 0, 0)
-            self.fields[stage.key] = {}
-            for field in stage.fields:
-                widget = self._field_widget(field)
-                widget.setToolTip(field.tip)
-                form.addRow(field.label, widget)
-                self.fields[stage.key][field.key] = widget
-            self.field_stack.addWidget(page)
+            self.field_stack.addWidget(self.forms[stage.key])
         settings_layout.addWidget(self.field_stack)
         device_row = QFormLayout()
         self.device_box = QComboBox()
@@ -269,27 +200,6 @@ class TrainingPane(Pane):
         self.stop_button.clicked.connect(self.stop)
         panel.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Preferred)
         return panel
-
-    @staticmethod
-    def _field_widget(field: Field) -> QWidget:
-        if field.kind in ("int", "optional-int"):
-            widget = QSpinBox()
-            widget.setRange(int(field.low), int(min(field.high, 2 ** 31 - 1)))
-            if field.kind == "optional-int":
-                widget.setSpecialValueText("full episode")
-            return widget
-        if field.kind == "float":
-            widget = QDoubleSpinBox()
-            widget.setDecimals(7)
-            widget.setRange(field.low, field.high)
-            widget.setSingleStep(field.low * 10)
-            return widget
-        if field.kind == "bool":
-            return QCheckBox()
-        widget = QComboBox()
-        for choice in field.choices:
-            widget.addItem(choice, choice)
-        return widget
 
     def _add_shortcuts(self):
         self._bind_keys((("Ctrl+Return", lambda: self.start()), ("Ctrl+P", self.toggle_pause),
@@ -368,44 +278,11 @@ class TrainingPane(Pane):
                 log.error("Training: %s", exc)
         for stage in STAGES:
             section = config.get(stage.key, {}) if isinstance(config.get(stage.key), dict) else {}
-            for field in stage.fields:
-                self._set_field(self.fields[stage.key][field.key], field, section.get(field.key))
-
-    @staticmethod
-    def _set_field(widget, field: Field, value) -> None:
-        if value is None and field.kind != "optional-int":
-            return
-        if field.kind in ("int", "optional-int"):
-            widget.setValue(int(value or 0))
-        elif field.kind == "float":
-            widget.setValue(float(value))
-        elif field.kind == "bool":
-            widget.setChecked(bool(value))
-        else:
-            index = widget.findData(value)
-            if index >= 0:
-                widget.setCurrentIndex(index)
-
-    def read_fields(self, stage: Stage) -> dict[str, Any]:
-        values = {}
-        for field in stage.fields:
-            widget = self.fields[stage.key][field.key]
-            if field.kind == "int":
-                values[field.key] = widget.value()
-            elif field.kind == "optional-int":
-                values[field.key] = widget.value() or None
-            elif field.kind == "float":
-                values[field.key] = float(widget.value())
-            elif field.kind == "bool":
-                values[field.key] = widget.isChecked()
-            else:
-                values[field.key] = widget.currentData()
-        return values
+            self.forms[stage.key].fill(section)
 
     def set_field(self, stage: str, key: str, value) -> None:
         """Put a value into a settings field (what a user types; tests use it)."""
-        field = next(f for f in STAGE_BY_KEY[stage].fields if f.key == key)
-        self._set_field(self.fields[stage][key], field, value)
+        self.forms[stage].set_value(key, value)
 
     def new_run_dialog(self) -> None:
         dialog = NewRunDialog(self, str(proposed_run_folder()))
@@ -477,7 +354,7 @@ class TrainingPane(Pane):
             return False
         run = Run(self.open_run.path)
         try:
-            values = self.read_fields(stage)
+            values = self.forms[stage.key].values()
             section = {**run.config.get(stage.key, {}), **values}
             check_settings(stage.key, {**run.config, stage.key: section})   # nothing bad reaches config.json
             run.update_config(**{stage.key: section})
@@ -570,8 +447,7 @@ class TrainingPane(Pane):
         self.resume_button.setEnabled(mine and self.paused)
         self.stop_button.setEnabled(mine)
         self.new_run_button.setEnabled(self.active is None)
-        for widget in self.fields[stage.key].values():
-            widget.setEnabled(not mine)
+        self.forms[stage.key].set_editable(not mine)
         if problem:
             note = problem
         elif self.active is not None and not mine:
