@@ -5,7 +5,7 @@ drawn with the Evolution pane's views; the bundled model is never trained."""
 import numpy as np
 import pytest
 
-from wm_studio.core.backend import resolve_device
+from wm_studio.core.device import resolve_device
 from wm_studio.core.files import save_npz
 from wm_studio.core.models.mdnrnn import MDNRNN
 from wm_studio.core.models.serialization import save_model

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from wm_studio.core.data.policies import POLICIES
-from wm_studio.core.parallel import BACKENDS
+from wm_studio.core.parallel import RUNNERS
 from wm_studio.core.presets import GAMES, PRESETS
 
 
@@ -22,7 +22,7 @@ def register(subparsers) -> None:
     parser.add_argument("--policy", choices=POLICIES, default=None, help="the random policy")
     parser.add_argument("--seed", type=int, default=None, help="the run's data seed")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
-    parser.add_argument("--backend", choices=BACKENDS, default=None,
+    parser.add_argument("--backend", choices=RUNNERS, default=None,
                         help="serial or processes (default: processes when --workers is above 1)")
     parser.set_defaults(func=run)
 

@@ -22,7 +22,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from wm_studio.core.backend import resolve_device
+    from wm_studio.core.device import resolve_device
     from wm_studio.core.progress import drive
     from wm_studio.core.runs import Run
     from wm_studio.core.stages import make_step

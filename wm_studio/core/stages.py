@@ -188,7 +188,7 @@ def run_stage(run: Run, stage: Stage, device, runner_kind: str | None, workers: 
 
 def stage_progress(root: Path, stages: tuple[str, ...]) -> dict[str, Any]:
     """What each stage has done: {stage: (snapshot or None, finished, error)}, read back from the run folder."""
-    from wm_studio.core.backend import resolve_device
+    from wm_studio.core.device import resolve_device
     from wm_studio.core.train.history import stage_history
     run = Run(root)
     try:

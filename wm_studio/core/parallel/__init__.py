@@ -10,7 +10,7 @@
   the state until a run brings a different spec (compared by value: use a frozen dataclass), so the heavy state
   is built once per worker, not once per task. With no context, `state` is None.
 
-The "processes" backend runs its own worker processes (spawn start method; a pipe per worker, one task in flight
+The "processes" runner runs its own worker processes (spawn start method; a pipe per worker, one task in flight
 per worker) instead of multiprocessing.Pool, whose map hangs for ever when a worker dies, or
 ProcessPoolExecutor, which breaks for good (BrokenProcessPool) and loses track of which task died. Because the
 driver knows which task each worker holds:
@@ -27,7 +27,7 @@ so they hold before numpy loads there), ignore Ctrl-C (the driver decides), leav
 pipe closes, and live for the runner's lifetime: one runner serves a whole training stage. Leaving a run early
 (closing its generator, an error) kills only the workers still busy with it.
 
-The "dask" backend (the optional extra `cluster`: pip install -e ".[cluster]") runs the same contract on a Dask
+The "dask" runner (the optional extra `cluster`: pip install -e ".[cluster]") runs the same contract on a Dask
 distributed cluster: `make_runner("dask", cluster="tcp://host:8786")` connects to a running scheduler,
 `cluster=None` starts a LocalCluster of `workers` processes with one thread each. Each worker thread keeps its own
 state cache (the context is loaded once per worker, as above). Dask itself re-runs the tasks of a worker that dies
@@ -48,21 +48,22 @@ from wm_studio.core.parallel.dask_runner import DASK_INSTALL_HINT, DaskRunner
 from wm_studio.core.parallel.processes import ProcessRunner
 from wm_studio.core.parallel.serial import SerialRunner
 
-BACKENDS = ("serial", "processes", "dask")
-__all__ = ["BACKENDS", "DASK_INSTALL_HINT", "SINGLE_THREAD_ENV", "DaskRunner", "Loss", "ProcessRunner", "Runner",
+RUNNERS = ("serial", "processes", "dask")
+__all__ = ["DASK_INSTALL_HINT", "RUNNERS", "SINGLE_THREAD_ENV", "DaskRunner", "Loss", "ProcessRunner", "Runner",
            "SerialRunner", "TaskError", "make_runner", "spawn_context", "start_single_threaded"]
 
 
-def make_runner(backend: str = "processes", workers: int | None = None, task_timeout: float | None = None,
+def make_runner(kind: str = "processes", workers: int | None = None, task_timeout: float | None = None,
                 retries: int = 2, cluster: str | None = None) -> "Runner":
-    """A runner; workers defaults to the number of CPU cores; task_timeout (seconds) applies to processes and
-    dask; cluster (dask only) is a scheduler address such as tcp://host:8786, None for a local cluster."""
-    if cluster is not None and backend != "dask":
-        raise ConfigError(f"a cluster address goes with the dask backend, not {backend!r}")
-    if backend == "serial":
+    """A runner of `kind` (serial, processes or dask: the CLI's --backend); workers defaults to the number of CPU
+    cores; task_timeout (seconds) applies to processes and dask; cluster (dask only) is a scheduler address such
+    as tcp://host:8786, None for a local cluster."""
+    if cluster is not None and kind != "dask":
+        raise ConfigError(f"a cluster address goes with the dask backend, not {kind!r}")
+    if kind == "serial":
         return SerialRunner()
-    if backend == "processes":
+    if kind == "processes":
         return ProcessRunner(os.cpu_count() or 1 if workers is None else workers, task_timeout, retries)
-    if backend == "dask":
+    if kind == "dask":
         return DaskRunner(cluster, os.cpu_count() or 1 if workers is None else workers, task_timeout, retries)
-    raise ConfigError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    raise ConfigError(f"unknown backend {kind!r}: choose one of {', '.join(RUNNERS)}")

@@ -31,7 +31,7 @@ from wm_studio.core.es import CMAES, SepCMAES
 from wm_studio.core.es.projection import Projection, project
 from wm_studio.core.files import atomic_write, generator_state, restore_generator
 from wm_studio.core.models.controller import Controller, INPUT_MODES, save_controller
-from wm_studio.core.parallel import BACKENDS, make_runner
+from wm_studio.core.parallel import RUNNERS, make_runner
 from wm_studio.core.presets import GAMES, stage_settings
 from wm_studio.core.runs import Run
 from wm_studio.core.train.checkpointing import prefixed
@@ -181,8 +181,8 @@ def train_controller(run: Run, settings: ControllerSettings | Mapping[str, Any] 
     if not isinstance(settings, ControllerSettings):
         settings = ControllerSettings.from_config(run.config, settings)
     backend = backend or ("serial" if settings.in_dream and not cluster else "processes")
-    if backend not in BACKENDS:
-        raise ConfigError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    if backend not in RUNNERS:
+        raise ConfigError(f"unknown backend {backend!r}: choose one of {', '.join(RUNNERS)}")
     episode = episode_steps(run.config)
     evaluator = make_evaluator(run, settings, None)      # checks the models before any worker starts
     shape = evaluator.shape

@@ -15,7 +15,7 @@ from typing import ClassVar, Iterator
 import chainer
 import numpy as np
 
-from wm_studio.core.backend import Device, to_numpy
+from wm_studio.core.device import Device, to_numpy
 from wm_studio.core.envs.preprocess import frames_to_input
 from wm_studio.core.errors import CheckpointError
 from wm_studio.core.files import load_npz, save_npz

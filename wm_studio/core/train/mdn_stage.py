@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Iterator, Mapping
 
 import numpy as np
 
-from wm_studio.core.backend import Device, to_numpy
+from wm_studio.core.device import Device, to_numpy
 from wm_studio.core.data.dataset import SequenceDataset, rollout_files, split_holdout
 from wm_studio.core.errors import CheckpointError, ConfigError
 from wm_studio.core.models.mdnrnn import MDNRNN, Mixture, mixture_mean

@@ -21,8 +21,8 @@ from typing import Any, ClassVar, Iterator, Mapping
 import chainer
 import numpy as np
 
-from wm_studio.core import chainer_fast
-from wm_studio.core.backend import Device, to_numpy
+from wm_studio.core import channels_last
+from wm_studio.core.device import Device, to_numpy
 from wm_studio.core.data.dataset import FrameDataset, rollout_files, split_holdout
 from wm_studio.core.envs.preprocess import frames_to_input, input_to_frames
 from wm_studio.core.errors import CheckpointError, ConfigError
@@ -120,7 +120,7 @@ def train_vae(run: Run, settings: VaeSettings | Mapping[str, Any] | None, device
 
     model = ConvVAE(settings.z_size, seed=settings.seed)
     model.to_device(device.chainer_device)
-    optimizer = chainer_fast.Adam(alpha=settings.lr)     # Chainer's Adam, in place on the CPU
+    optimizer = channels_last.Adam(alpha=settings.lr)     # Chainer's Adam, in place on the CPU
     optimizer.setup(model)
     checkpoints = StageCheckpoints(run, STAGE, model, optimizer, data.batches_per_epoch(),
                                    {"batch_size": settings.batch_size}, (4, 3), settings.checkpoint_every_s)

@@ -27,7 +27,7 @@ from PyQt5.QtWidgets import (QApplication, QComboBox, QDialog, QFormLayout, QGro
                              QLabel, QPushButton, QSizePolicy, QStackedWidget, QTreeWidget, QTreeWidgetItem,
                              QVBoxLayout, QWidget)
 
-from wm_studio.core.backend import resolve_device
+from wm_studio.core.device import resolve_device
 from wm_studio.core.errors import WmStudioError
 from wm_studio.core.presets import preset
 from wm_studio.core.runs import DEFAULT_MODEL, Run, read_only_folder
