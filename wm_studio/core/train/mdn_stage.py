@@ -22,13 +22,13 @@ from typing import Any, ClassVar, Iterator, Mapping
 import numpy as np
 
 from wm_studio.core.device import Device, to_numpy
-from wm_studio.core.data.dataset import SequenceDataset, rollout_files, split_holdout
+from wm_studio.core.data.dataset import SequenceDataset, run_data_files, split_holdout
 from wm_studio.core.errors import CheckpointError, ConfigError
 from wm_studio.core.models.mdnrnn import MDNRNN, Mixture, mixture_mean
 from wm_studio.core.presets import stage_settings
 from wm_studio.core.runs import Run
-from wm_studio.core.train.checkpointing import (EpochProgress, StageCheckpoints, descend, epoch_counts,
-                                                train_epochs)
+from wm_studio.core.train.checkpointing import (EpochProgress, EpochSnapshot, StageCheckpoints, descend,
+                                                epoch_counts, train_epochs)
 
 STAGE = "mdn"
 RECENT = 20                 # batches in the snapshot's running NLL
@@ -85,12 +85,8 @@ class MdnSettings:
 
 
 @dataclass(frozen=True)
-class MdnSnapshot:
+class MdnSnapshot(EpochSnapshot):
     step: ClassVar[str] = "mdn"  # the step that makes it (wm_studio.core.stages)
-    done: int                       # batches done over the whole run
-    total: int                      # batches in all epochs
-    epoch: int                      # the epoch under way, counted from 1 (== epochs when finished)
-    epochs: int
     nll: float                      # mean training NLL over the last RECENT batches (nats per latent dimension)
     done_loss: float | None         # the same for the done head (Doom), None without one
     heldout_nll: float | None       # after the latest finished epoch
@@ -113,11 +109,7 @@ class MdnSnapshot:
 
 
 def latent_files_of(run: Run) -> list:
-    files = rollout_files(run.latents_dir)
-    if not files:
-        raise CheckpointError(f"{run.root} has no latents in {run.latents_dir}: run "
-                              f"`wm-studio train-vae --run {run.root}` first (it encodes the rollouts for M)")
-    return files
+    return run_data_files(run, "latents")
 
 
 def train_mdn(run: Run, settings: MdnSettings, device: Device) -> Iterator[MdnSnapshot]:

@@ -23,15 +23,15 @@ import numpy as np
 
 from wm_studio.core import channels_last
 from wm_studio.core.device import Device, to_numpy
-from wm_studio.core.data.dataset import FrameDataset, rollout_files, split_holdout
+from wm_studio.core.data.dataset import FrameDataset, run_data_files, split_holdout
 from wm_studio.core.envs.preprocess import frames_to_input, input_to_frames
-from wm_studio.core.errors import CheckpointError, ConfigError
+from wm_studio.core.errors import ConfigError
 from wm_studio.core.files import load_npz
 from wm_studio.core.models.vae import ConvVAE
 from wm_studio.core.presets import stage_settings
 from wm_studio.core.runs import Run
-from wm_studio.core.train.checkpointing import (EpochProgress, StageCheckpoints, descend, epoch_counts,
-                                                train_epochs)
+from wm_studio.core.train.checkpointing import (EpochProgress, EpochSnapshot, StageCheckpoints, descend,
+                                                epoch_counts, train_epochs)
 
 STAGE = "vae"
 RECENT = 20         # batches in the snapshot's running means
@@ -71,12 +71,8 @@ class VaeSettings:
 
 
 @dataclass(frozen=True)
-class VaeSnapshot:
+class VaeSnapshot(EpochSnapshot):
     step: ClassVar[str] = "vae"  # the step that makes it (wm_studio.core.stages)
-    done: int                       # batches done over the whole run
-    total: int                      # batches in all epochs
-    epoch: int                      # the epoch under way, counted from 1 (== epochs when finished)
-    epochs: int
     loss: float                     # means over the last RECENT batches: total loss per image,
     rec: float                      # its sum of squared error per image
     kl: float                       # and its floored KL per image
@@ -98,11 +94,7 @@ class VaeSnapshot:
 
 
 def rollout_files_of(run: Run) -> list:
-    files = rollout_files(run.rollouts_dir)
-    if not files:
-        raise CheckpointError(f"{run.root} has no rollouts in {run.rollouts_dir}: run "
-                              f"`wm-studio collect --run {run.root}` first")
-    return files
+    return run_data_files(run, "rollouts")
 
 
 def train_vae(run: Run, settings: VaeSettings | Mapping[str, Any] | None, device: Device

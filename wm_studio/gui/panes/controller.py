@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PyQt5.QtCore import QSettings, Qt, QTimer, pyqtSignal
 from PyQt5.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
-                             QSizePolicy, QSlider, QSpinBox, QSplitter, QVBoxLayout, QWidget)
+                             QSizePolicy, QSlider, QSpinBox, QSplitter, QWidget)
 
 from wm_studio.core.errors import ConfigError
 from wm_studio.core.export import Progress, write_animation
@@ -108,9 +108,7 @@ class ControllerPane(Pane):
 
     # --- building ---------------------------------------------------------------------------------------------
     def _build_controls(self) -> QWidget:
-        panel = QWidget()
-        column = QVBoxLayout(panel)
-        column.setContentsMargins(0, 0, 0, 0)
+        panel, column = self._panel()
         self.run_label = QLabel()
         self.run_label.setWordWrap(True)
         self.run_label.setMinimumWidth(260)

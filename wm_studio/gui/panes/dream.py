@@ -97,14 +97,11 @@ class DreamPane(Pane):
         self._timer = QTimer(self)
         self._timer.timeout.connect(self.draw)
         self._timer.start(DRAW_INTERVAL_MS)
-        self.open_run.changed.connect(self.on_run_changed)
-        self.on_run_changed("run")
+        self._follow_open_run()
 
     # --- building ---------------------------------------------------------------------------------------------
     def _build_content(self) -> QWidget:
-        content = QWidget()
-        row = QHBoxLayout(content)
-        row.setContentsMargins(0, 0, 0, 0)
+        content, row = self._panel(QHBoxLayout)
         centre = QVBoxLayout()
         frames = QHBoxLayout()
         self.dream_view = FrameView("dream: M predicts z, V draws it")
@@ -162,10 +159,8 @@ class DreamPane(Pane):
         return content
 
     def _build_controls(self) -> QWidget:
-        panel = QWidget()
+        panel, column = self._panel()
         panel.setFixedWidth(320)
-        column = QVBoxLayout(panel)
-        column.setContentsMargins(0, 0, 0, 0)
 
         run = QGroupBox("Play")
         box = QVBoxLayout(run)

@@ -88,9 +88,7 @@ class EvolutionPane(Pane):
 
     # --- building ---------------------------------------------------------------------------------------------
     def _build_controls(self) -> QWidget:
-        panel = QWidget()
-        column = QVBoxLayout(panel)
-        column.setContentsMargins(0, 0, 0, 0)
+        panel, column = self._panel()
 
         run = QGroupBox("Run")
         box = QVBoxLayout(run)

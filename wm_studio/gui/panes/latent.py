@@ -90,14 +90,11 @@ class LatentPane(Pane):
         self._build_message_page(self._build_content())
         self.header.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self._add_shortcuts()
-        self.open_run.changed.connect(self.on_run_changed)
-        self.on_run_changed("run")
+        self._follow_open_run()
 
     # --- building ---------------------------------------------------------------------------------------------
     def _build_content(self) -> QWidget:
-        content = QWidget()
-        row = QHBoxLayout(content)
-        row.setContentsMargins(0, 0, 0, 0)
+        content, row = self._panel(QHBoxLayout)
 
         left = QGroupBox("Latent dimensions")
         column = QVBoxLayout(left)

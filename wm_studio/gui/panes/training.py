@@ -123,9 +123,7 @@ class TrainingPane(Pane):
 
     # --- building ---------------------------------------------------------------------------------------------
     def _build_controls(self) -> QWidget:
-        panel = QWidget()
-        column = QVBoxLayout(panel)
-        column.setContentsMargins(0, 0, 0, 0)
+        panel, column = self._panel()
         run_box = QGroupBox("Run")
         run_layout = QVBoxLayout(run_box)
         self.run_label = QLabel()
