@@ -11,8 +11,6 @@ import pytest
 from wm_studio.core.errors import ConfigError, MissingDependencyError
 from wm_studio.core.parallel import TaskError, make_runner
 
-from beside_blas import beside_blas
-
 
 @dataclass(frozen=True)
 class CountingContext:
@@ -208,6 +206,8 @@ for round in range(5):
 def test_workers_start_beside_a_blas_thread():
     import subprocess
     import sys
+
+    from beside_blas import beside_blas   # here: real Dask workers import this module without tests/ on their path
     limit = 90
     try:
         result = subprocess.run([sys.executable, "-c", beside_blas(START_BESIDE_BLAS, dump_after=limit - 15)],

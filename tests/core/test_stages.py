@@ -56,3 +56,12 @@ def test_read_meta_reads_the_meta_alone(tmp_path):
     (tmp_path / "c.npz").write_bytes(b"not a zip")
     with pytest.raises(CheckpointError, match="corrupt"):
         read_meta(tmp_path / "c.npz")
+
+
+def test_why_a_folder_cannot_be_trained(tmp_path):
+    from wm_studio.core.runs import DEFAULT_MODEL
+    from wm_studio.core.stages import why_not_trainable
+    assert "No run is open" in why_not_trainable(None)
+    assert why_not_trainable(DEFAULT_MODEL).startswith("The bundled model is read-only")
+    assert "has no config.json" in why_not_trainable(tmp_path)
+    assert why_not_trainable(Run.prepare(tmp_path / "run", "carracing", "tiny").root) == ""

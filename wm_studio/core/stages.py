@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 from wm_studio.core.data.policies import POLICIES
 from wm_studio.core.errors import WmStudioError
 from wm_studio.core.files import read_meta
-from wm_studio.core.runs import Run
+from wm_studio.core.runs import DEFAULT_MODEL, Run, read_only_folder
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +205,19 @@ def stage_progress(root: Path, stages: tuple[str, ...]) -> dict[str, Any]:
         except WmStudioError as exc:
             result[key] = (None, False, str(exc))
     return result
+
+
+def why_not_trainable(path: Path | None) -> str:
+    """'' when the run folder at `path` can be trained (by the studio's Training pane); else why not."""
+    if path is None:
+        return "No run is open: make one with New run…, or open one (File > Open run…)."
+    bundle = read_only_folder(path)
+    if bundle is not None:
+        which = "The bundled model" if bundle == DEFAULT_MODEL.resolve() else f"{bundle} is a bundle, which"
+        return f"{which} is read-only: make a new run (New run…) to train your own, or open a run folder."
+    if not (path / "config.json").is_file():
+        return f"{path} has no config.json, so its stages have no settings: make a new run to train."
+    return ""
 
 
 def describe_files(run: Run, stage: str) -> list[tuple[str, str, str, Path]]:

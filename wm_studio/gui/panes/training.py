@@ -30,9 +30,9 @@ from PyQt5.QtWidgets import (QApplication, QComboBox, QDialog, QFormLayout, QGro
 from wm_studio.core.device import resolve_device
 from wm_studio.core.errors import WmStudioError
 from wm_studio.core.presets import preset
-from wm_studio.core.runs import DEFAULT_MODEL, Run, read_only_folder
+from wm_studio.core.runs import Run
 from wm_studio.core.stages import (STAGE_BY_KEY, STAGES, Stage, check_settings, describe_files, run_stage,
-                                   stage_progress)
+                                   stage_progress, why_not_trainable)
 from wm_studio.gui.mailbox import MailboxThread
 from wm_studio.gui.new_run import NEW_RUN_PARENT_KEY, NewRunDialog, proposed_run_folder
 from wm_studio.gui.panes.base import Pane
@@ -228,16 +228,7 @@ class TrainingPane(Pane):
 
     def why_not_trainable(self) -> str:
         """'' when the open run can be trained here; else why not."""
-        path = self.open_run.path
-        if path is None:
-            return "No run is open: make one with New run…, or open one (File > Open run…)."
-        bundle = read_only_folder(path)
-        if bundle is not None:
-            which = "The bundled model" if bundle == DEFAULT_MODEL.resolve() else f"{bundle} is a bundle, which"
-            return f"{which} is read-only: make a new run (New run…) to train your own, or open a run folder."
-        if not (path / "config.json").is_file():
-            return f"{path} has no config.json, so its stages have no settings: make a new run to train."
-        return ""
+        return why_not_trainable(self.open_run.path)
 
     def on_run_changed(self, part: str) -> None:
         self.run_label.setText(self.open_run.describe())
