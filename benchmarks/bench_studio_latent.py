@@ -156,7 +156,7 @@ def _measure(app, pane, changes: int, method: str) -> dict:
 
 def start_training(root: Path, rollouts: int, device: str = "cpu"):
     """V's training stage on its own GeneratorWorker thread, running; returns (worker, batches seen)."""
-    from wm_studio.core.backend import resolve_device
+    from wm_studio.core.device import resolve_device
     from wm_studio.core.train.vae_stage import VaeSettings, train_vae
     from wm_studio.gui.workers import GeneratorWorker
     run = scratch_run(root, rollouts=rollouts, steps=200)
@@ -185,7 +185,7 @@ def main(argv=None) -> int:
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)
 
-    from wm_studio.core.backend import resolve_device
+    from wm_studio.core.device import resolve_device
     from wm_studio.gui.app import leave_a_core_for_the_window
     from wm_studio.gui.render import ensure_application
     from wm_studio.gui.panes.latent import LatentPane

@@ -193,7 +193,8 @@ def main() -> int:
     from PyQt5.QtCore import QSettings
     from threadpoolctl import threadpool_info
     from wm_studio.gui import workers
-    from wm_studio.gui.app import leave_a_core_for_the_window, make_application
+    from wm_studio.gui.app import leave_a_core_for_the_window
+    from wm_studio.gui.application import make_application
     if args.gil_pause is not None:
         workers.GIL_SHARE_PAUSE = args.gil_pause
     app = make_application()

@@ -1,6 +1,6 @@
 """V's training speed on the CPU: Chainer's own layers, Chainer with wm_studio's fast layers, and PyTorch.
 
-"fast" is wm_studio.core.chainer_fast: its convolution layers and its in-place Adam step, as V's stage uses them.
+"fast" is wm_studio.core.channels_last: its convolution layers and its in-place Adam step, as V's stage uses them.
 All three train the paper's ConvVAE (z 32, batch 100, Adam 1e-4, per-image squared error + floored KL) on the same
 frames, in the same process, in interleaved rounds (stock, fast, torch, stock, ...) so that a noisy machine hurts
 them alike; the table shows the median images/s of the rounds and the ratios.
@@ -54,9 +54,9 @@ class ChainerTrainer:
         import chainer
         import numpy as np
         from wm_studio.core.models.vae import ConvVAE
-        from wm_studio.core import chainer_fast
+        from wm_studio.core import channels_last
         self.model = ConvVAE(z_size, seed=0, fast_cpu=fast)
-        self.optimizer = (chainer_fast.Adam if fast else chainer.optimizers.Adam)(alpha=lr)
+        self.optimizer = (channels_last.Adam if fast else chainer.optimizers.Adam)(alpha=lr)
         self.optimizer.setup(self.model)
         self.rng = np.random.default_rng(0)
 

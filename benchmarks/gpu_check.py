@@ -110,7 +110,7 @@ def synchronize(device) -> None:
 # ---- machine ----------------------------------------------------------------------------------------------------
 
 def phase_machine(args) -> dict:
-    from wm_studio.core.backend import gpu_probe, resolve_device
+    from wm_studio.core.device import gpu_probe, resolve_device
     import chainer
     from chainer.backends import cuda as chainer_cuda
     device = resolve_device(args.device)
@@ -375,7 +375,7 @@ def _timed_stage(generator, batches: int, warmup: int, device, batch_units: int)
 
 
 def _devices(args):
-    from wm_studio.core.backend import resolve_device
+    from wm_studio.core.device import resolve_device
     accelerated = resolve_device(args.device)
     return accelerated, resolve_device("cpu")
 
@@ -464,7 +464,7 @@ def phase_mdn(args, scratch: Path) -> dict:
 # ---- CMA-ES -----------------------------------------------------------------------------------------------------
 
 def phase_cmaes(args) -> dict:
-    from wm_studio.core.backend import resolve_device
+    from wm_studio.core.device import resolve_device
     from wm_studio.core.es import CMAES
     from wm_studio.core.es.problems import get_problem
     n, generations = size("cmaes_n", args.quick), size("cmaes_generations", args.quick)

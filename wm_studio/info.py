@@ -25,7 +25,7 @@ def _qt_versions() -> str:
 
 
 def _gpu() -> str:
-    from wm_studio.core.backend import gpu_names, gpu_probe
+    from wm_studio.core.device import gpu_names, gpu_probe
     count, reason = gpu_probe()
     if not count:
         return f"none ({reason})"

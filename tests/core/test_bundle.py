@@ -35,7 +35,7 @@ def test_the_bundle_holds_float16_models_a_few_rollouts_and_matching_latents(tmp
 
 def test_the_bundle_keeps_the_training_record_without_weights(tmp_path):
     from wm_studio.core.train.history import stage_history
-    from wm_studio.core.backend import resolve_device
+    from wm_studio.core.device import resolve_device
     from wm_studio.core.train.mdn_stage import MdnSettings, train_mdn
     run = make_run(tmp_path / "run", rollouts=3, steps=24)
     for _ in train_mdn(run, MdnSettings.from_config(run.config), resolve_device("cpu")):

@@ -8,7 +8,8 @@ import warnings
 
 import pytest
 
-from wm_studio.core import backend, cupy_compat
+from wm_studio.core import cupy_compat
+from wm_studio.core import device as core_device
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,9 +23,9 @@ def run_python(script: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def fresh_probe():
-    backend.gpu_probe.cache_clear()
+    core_device.gpu_probe.cache_clear()
     yield
-    backend.gpu_probe.cache_clear()
+    core_device.gpu_probe.cache_clear()
 
 
 def fake_cupy(count=None, error=None) -> types.ModuleType:
@@ -121,7 +122,7 @@ def test_probe_says_in_one_line_when_chainer_cannot_use_the_gpu(monkeypatch, fre
     monkeypatch.setattr(cuda, "_resolution_error",
                         ImportError("libcublas.so.12: cannot open shared object file: No such file or directory"),
                         raising=False)
-    device = backend.resolve_device("gpu")
+    device = core_device.resolve_device("gpu")
     assert device.kind == "cpu"
     assert "\n" not in device.notice
     assert device.notice.startswith("no GPU: CuPy sees 1 GPU(s) but Chainer cannot use CuPy: libcublas.so.12")
@@ -134,7 +135,7 @@ def test_probe_applies_the_fixes_when_chainer_can_use_the_gpu(monkeypatch, fresh
     monkeypatch.setitem(sys.modules, "cupy", fake_cupy(count=2))
     monkeypatch.setattr(cuda, "available", True)
     monkeypatch.setattr(cupy_compat, "apply", lambda: calls.append("apply") or [])
-    assert backend.gpu_probe() == (2, None)
+    assert core_device.gpu_probe() == (2, None)
     assert calls == ["apply"]
 
 
@@ -142,5 +143,5 @@ def test_probe_applies_the_fixes_when_chainer_can_use_the_gpu(monkeypatch, fresh
                                         ("cudaErrorNoDevice", "no NVIDIA GPU")])
 def test_probe_explains_cudas_usual_errors_without_a_gpu(monkeypatch, fresh_probe, code, hint):
     monkeypatch.setitem(sys.modules, "cupy", fake_cupy(error=RuntimeError(f"{code}: details")))
-    device = backend.resolve_device("gpu:0")
+    device = core_device.resolve_device("gpu:0")
     assert device.kind == "cpu" and hint in device.notice and code in device.notice and "\n" not in device.notice

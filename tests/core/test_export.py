@@ -7,6 +7,8 @@ import pytest
 from wm_studio.core.errors import ConfigError
 from wm_studio.core.export import read_animation, read_png, write_animation, write_png
 
+from beside_blas import beside_blas
+
 
 def moving_square(count=6, height=48, width=64):
     """Frames whose bright square moves right: every frame differs from the one before."""
@@ -99,29 +101,13 @@ def test_failed_encoding_keeps_the_old_file(tmp_path):
 # A thread doing BLAS work while the main thread exports MP4s 30 times. Starting ffmpeg with fork() (what a
 # preexec_fn forces) runs OpenBLAS's fork handler, which waits for good on the busy thread's BLAS threads.
 BLAS_BESIDE_EXPORT = """
-import faulthandler, sys, threading
-import numpy as np
+import sys
 from wm_studio.core.export import write_animation
 
-faulthandler.dump_traceback_later({dump_after}, exit=True)   # a hang prints every thread's stack and ends
-stop = threading.Event()
-
-def products():
-    a = np.random.default_rng(0).standard_normal((600, 600))
-    while not stop.is_set():
-        a @ a.T
-
-thread = threading.Thread(target=products)
-thread.start()
 frames = [np.full((32, 32, 3), 8 * i, np.uint8) for i in range(4)]
-try:
-    for round in range(30):
-        write_animation(sys.argv[1], frames, fps=10)
-        print("round", round, flush=True)
-finally:
-    stop.set()
-    thread.join()
-print("joined", flush=True)
+for round in range(30):
+    write_animation(sys.argv[1], frames, fps=10)
+    print("round", round, flush=True)
 """
 
 
@@ -131,7 +117,7 @@ def test_mp4_export_never_hangs_beside_a_blas_thread(tmp_path):
     import subprocess
     import sys
     limit = 90
-    code = BLAS_BESIDE_EXPORT.format(dump_after=limit - 15)
+    code = beside_blas(BLAS_BESIDE_EXPORT, dump_after=limit - 15)
     try:
         result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "x.mp4")], capture_output=True,
                                 text=True, timeout=limit)

@@ -9,7 +9,7 @@ import pytest
 
 from tiny_run import make_run
 from wm_studio import cli
-from wm_studio.core.backend import gpu_probe, resolve_device, to_numpy
+from wm_studio.core.device import gpu_probe, resolve_device, to_numpy
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(gpu_probe()[0] == 0, reason="needs CuPy and a GPU")]
 

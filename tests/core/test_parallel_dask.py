@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from wm_studio.core import parallel  # noqa: E402
+from wm_studio.core.parallel import dask_runner  # noqa: E402
 from wm_studio.core.errors import ConfigError, MissingDependencyError  # noqa: E402
 from wm_studio.core.parallel import TaskError, make_runner  # noqa: E402
 from test_parallel import (CountingContext, add_offset, always_die, die_once, fail_on_two, hang_once,  # noqa: E402
@@ -66,7 +66,7 @@ def test_a_task_that_always_kills_its_worker_gives_up(local):
 
 
 def test_a_hung_task_is_run_again_elsewhere(monkeypatch, tmp_path):
-    monkeypatch.setattr(parallel, "LOAD_ALLOWANCE_S", 1.0)
+    monkeypatch.setattr(dask_runner, "LOAD_ALLOWANCE_S", 1.0)
     marker = str(tmp_path / "hung")
     with make_runner("dask", workers=2, task_timeout=2.0) as runner:
         results = dict(runner.run(hang_once, [(i, marker) for i in range(4)]))
@@ -88,7 +88,7 @@ def test_the_local_cluster_leaves_port_8787_to_others(recwarn):
 
 
 def test_an_unreachable_scheduler_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr(parallel, "CONNECT_TIMEOUT_S", 2.0)
+    monkeypatch.setattr(dask_runner, "CONNECT_TIMEOUT_S", 2.0)
     address = f"tcp://127.0.0.1:{free_port()}"          # nobody listens there
     with pytest.raises(ConfigError, match=f"cannot reach the Dask scheduler at {address}.*`dask scheduler`"):
         make_runner("dask", cluster=address)

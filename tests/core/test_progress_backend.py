@@ -4,7 +4,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from wm_studio.core.backend import resolve_device, to_numpy
+from wm_studio.core.device import resolve_device, to_numpy
 from wm_studio.core.errors import ConfigError
 from wm_studio.core.progress import drive, format_duration
 

@@ -9,9 +9,9 @@ from wm_studio.core.models.controller import Controller, save_controller
 from wm_studio.core.models.mdnrnn import MDNRNN
 from wm_studio.core.models.serialization import save_model
 from wm_studio.core.models.vae import ConvVAE
+from wm_studio.core.latent_analysis import dimension_order, kl_per_dimension, pca_map
 from wm_studio.core.presets import preset
-from wm_studio.core.run_contents import (dimension_order, inspect_run, kl_per_dimension, load_frames,
-                                         load_latents, load_part, pca_map, rollout_of)
+from wm_studio.core.run_contents import inspect_run, load_frames, load_latents, load_part
 from wm_studio.core.runs import Run
 from wm_studio.core.train.encode import model_fingerprint
 
@@ -62,7 +62,8 @@ def test_a_complete_run_is_all_ok_and_every_part_loads(tmp_path):
     row = 7
     file_latents = np.load(latents.files[latents.file_index[row]])["mu"]
     np.testing.assert_array_equal(latents.mu[row], file_latents[latents.step[row]])
-    frames = load_frames(rollout_of(latents.files[latents.file_index[row]], contents))
+    # the rollout a latent file encodes has the same name in data/rollouts
+    frames = load_frames(contents.parts["rollouts"].path / latents.files[latents.file_index[row]].name)
     assert frames.shape[0] == len(file_latents)
 
 

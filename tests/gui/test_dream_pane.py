@@ -210,7 +210,7 @@ def test_real_beside_dream_shows_both_frames_and_the_error_curve(qtbot, pane):
 
 
 def test_an_export_beside_the_real_game_names_each_half(qtbot, pane):
-    from wm_studio.gui.panes.dream import EXPORT_LABELS, label_band
+    from wm_studio.core.envs.dream_session import EXPORT_LABELS, label_band
     pane.real_check.setChecked(True)
     qtbot.waitUntil(lambda: pane.latest is not None and pane.latest.real is not None, timeout=60_000)
     step(qtbot, pane, 2)

@@ -5,12 +5,12 @@ drawn with the Evolution pane's views; the bundled model is never trained."""
 import numpy as np
 import pytest
 
-from wm_studio.core.backend import resolve_device
+from wm_studio.core.device import resolve_device
 from wm_studio.core.files import save_npz
 from wm_studio.core.models.mdnrnn import MDNRNN
 from wm_studio.core.models.serialization import save_model
 from wm_studio.core.models.vae import ConvVAE
-from wm_studio.core.pipeline import checkpoint_meta
+from wm_studio.core.files import read_meta as checkpoint_meta
 from wm_studio.core.presets import preset
 from wm_studio.core.run_contents import DEFAULT_MODEL
 from wm_studio.core.runs import Run
@@ -180,7 +180,7 @@ def test_the_bundled_model_and_a_missing_run_are_never_trained(qtbot, studio, tm
     assert pane.new_run(tmp_path / "fresh", "carracing", "tiny")
     qtbot.waitUntil(lambda: open_run.path == tmp_path / "fresh" and pane.start_button.isEnabled(), timeout=WAIT_MS)
     assert pane.selected.key == "collect" and Run.open(tmp_path / "fresh").config["preset"] == "tiny"
-    assert pane.fields["collect"]["rollouts"].value() == 4
+    assert pane.forms["collect"].values()["rollouts"] == 4
 
 
 @pytest.mark.slow
@@ -264,7 +264,7 @@ def test_new_run_proposes_a_folder_in_home_then_beside_the_last_new_run(qtbot, s
 
 
 def test_the_new_run_dialog_shows_the_whole_proposed_path(qtbot, tmp_path):
-    from wm_studio.gui.panes.training import NewRunDialog
+    from wm_studio.gui.new_run import NewRunDialog
     folder = str(tmp_path / "a-rather-long-folder-name" / "wm-studio-runs" / "my-run")
     dialog = NewRunDialog(None, folder)
     qtbot.addWidget(dialog)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from wm_studio.core.data.policies import POLICIES
-from wm_studio.core.parallel import BACKENDS
+from wm_studio.core.parallel import RUNNERS
 from wm_studio.core.presets import GAMES, PRESETS
 
 
@@ -22,23 +22,24 @@ def register(subparsers) -> None:
     parser.add_argument("--policy", choices=POLICIES, default=None, help="the random policy")
     parser.add_argument("--seed", type=int, default=None, help="the run's data seed")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
-    parser.add_argument("--backend", choices=BACKENDS, default=None,
+    parser.add_argument("--backend", choices=RUNNERS, default=None,
                         help="serial or processes (default: processes when --workers is above 1)")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from wm_studio.core.data.collect import CollectSettings, collect
+    from wm_studio.core.data.collect import CollectSettings
     from wm_studio.core.errors import ConfigError
     from wm_studio.core.progress import drive
     from wm_studio.core.runs import Run
+    from wm_studio.core.stages import make_step
 
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, not {args.workers}")
     overrides = {"collect": {"rollouts": args.rollouts, "steps": args.steps, "min_steps": args.min_steps,
                              "policy": args.policy, "seed": args.seed}}
     run_folder = Run.prepare(args.run, args.env, args.preset, overrides, checks=(CollectSettings.from_config,))
-    last = drive(collect(run_folder, workers=args.workers, backend=args.backend), "collect")
+    last = drive(make_step(run_folder, "collect", None, args.backend, args.workers).start(), "collect")
     if last is not None:
         print(f"{last.done}/{last.total} rollouts in {run_folder.rollouts_dir} ({last.summary()})")
     return 0

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import argparse
 
-from wm_studio.core.parallel import BACKENDS
+from wm_studio.core.parallel import RUNNERS
 
 
 def add_runner_options(parser) -> None:
     """--backend, --workers, --cluster: where rollouts run (shared with `evaluate` and `pipeline`)."""
-    parser.add_argument("--backend", choices=BACKENDS, default=None,
+    parser.add_argument("--backend", choices=RUNNERS, default=None,
                         help="where rollouts run: serial (this process), processes (all cores; the default in the "
                              "real game) or dask (a local Dask cluster, or the one at --cluster); dreams run in "
                              "this process by default")
@@ -18,8 +18,8 @@ def add_runner_options(parser) -> None:
                              "pip install -e \".[cluster]\")")
 
 
-def runner_backend(args) -> str | None:
-    """The backend asked for (None: the stage's own default)."""
+def runner_kind(args) -> str | None:
+    """The kind of runner --backend asks for (None: the stage's own default)."""
     from wm_studio.core.errors import ConfigError
     if args.cluster and args.backend not in (None, "dask"):
         raise ConfigError(f"--cluster needs the dask backend, not --backend {args.backend}")
@@ -64,9 +64,10 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from wm_studio.core.progress import drive
     from wm_studio.core.runs import Run
-    from wm_studio.core.train.controller_stage import ControllerSettings, make_evaluator, train_controller
+    from wm_studio.core.stages import make_step
+    from wm_studio.core.train.controller_stage import ControllerSettings, make_evaluator
 
-    backend = runner_backend(args)
+    runner = runner_kind(args)
     mu = args.mu if args.mu is None or args.mu < 1 else int(args.mu)
     overrides = {"in_dream": args.in_dream, "generations": args.generations, "popsize": args.popsize, "mu": mu,
                  "rollouts": args.rollouts, "sigma0": args.sigma0, "eval_every": args.eval_every,
@@ -78,8 +79,7 @@ def run(args) -> int:
     make_evaluator(run_folder, ControllerSettings.from_config(run_folder.config, overrides), None)
     run_folder = Run.prepare(args.run, overrides={"controller": overrides})
     settings = ControllerSettings.from_config(run_folder.config)
-    last = drive(train_controller(run_folder, settings, backend=backend, workers=args.workers,
-                                  cluster=args.cluster), "C")
+    last = drive(make_step(run_folder, "controller", None, runner, args.workers, args.cluster).start(), "C")
     if last is not None:
         where = "in the dream" if settings.in_dream else "in the real game"
         saved = (f"; controller written to {run_folder.model_path('controller')}"

@@ -1,7 +1,7 @@
 """`wm-studio evaluate`: the trained controller's mean +- std over real episodes, beside a random policy."""
 from __future__ import annotations
 
-from wm_studio.commands.controller import add_runner_options, runner_backend
+from wm_studio.commands.controller import add_runner_options, runner_kind
 from wm_studio.commands.run_option import add_run_option, chosen_run
 
 
@@ -31,7 +31,7 @@ def run(args) -> int:
 
     run_folder = Run.open(chosen_run(args))
     last = drive(evaluate(run_folder, args.episodes, args.seed, args.record, args.fps, args.scale,
-                          backend=runner_backend(args), workers=args.workers, cluster=args.cluster, out=args.out),
+                          backend=runner_kind(args), workers=args.workers, cluster=args.cluster, out=args.out),
                  "evaluate")
     if last is not None and last.report is not None:
         print("\n".join(last.report.lines()))

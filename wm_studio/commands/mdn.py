@@ -22,10 +22,11 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from wm_studio.core.backend import resolve_device
+    from wm_studio.core.device import resolve_device
     from wm_studio.core.progress import drive
     from wm_studio.core.runs import Run
-    from wm_studio.core.train.mdn_stage import MdnSettings, latent_files_of, train_mdn
+    from wm_studio.core.stages import make_step
+    from wm_studio.core.train.mdn_stage import MdnSettings, latent_files_of
 
     latent_files_of(Run(args.run))      # before Run.prepare, so that a wrong --run leaves no empty folder behind
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "seq_len": args.seq_len, "lr": args.lr,
@@ -33,10 +34,9 @@ def run(args) -> int:
     device = resolve_device(args.device)
     run_folder = Run.prepare(args.run, None, args.preset, overrides={"mdn": overrides},
                              checks=(MdnSettings.from_config,))
-    settings = MdnSettings.from_config(run_folder.config)
     if device.notice:
         print(f"wm-studio: {device.notice}", file=sys.stderr)
-    last = drive(train_mdn(run_folder, settings, device), "M")
+    last = drive(make_step(run_folder, "mdn", device).start(), "M")
     if last is not None:
         print(f"M: {last.summary()}; model written to {run_folder.model_path('mdn')}")
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 import time
 
-from wm_studio.commands.controller import add_runner_options, runner_backend
+from wm_studio.commands.controller import add_runner_options, runner_kind
 from wm_studio.core.presets import GAMES, PRESETS
 
 
@@ -24,18 +24,18 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from wm_studio.core.backend import resolve_device
+    from wm_studio.core.device import resolve_device
     from wm_studio.core.pipeline import run_pipeline
     from wm_studio.core.progress import format_duration
     from wm_studio.core.runs import Run
 
-    backend = runner_backend(args)
+    runner = runner_kind(args)
     run_folder = Run.prepare(args.run, args.env, args.preset)
     device = resolve_device(args.device)
     if device.notice:
         print(f"wm-studio: {device.notice}", file=sys.stderr)
     start = time.monotonic()
-    results = run_pipeline(run_folder, device, backend, args.workers, args.cluster)
+    results = run_pipeline(run_folder, device, runner, args.workers, args.cluster)
     ran = [r.label for r in results if not r.skipped]
     print(f"pipeline: {len(ran)} of {len(results)} steps run ({', '.join(ran) or 'none'}) in "
           f"{format_duration(time.monotonic() - start)}; models in {run_folder.root / 'models'}")

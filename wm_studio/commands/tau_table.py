@@ -1,7 +1,7 @@
 """`wm-studio tau-table`: the paper's table of C's scores in the dream and in the real game at each temperature."""
 from __future__ import annotations
 
-from wm_studio.commands.controller import add_runner_options, runner_backend
+from wm_studio.commands.controller import add_runner_options, runner_kind
 
 
 def register(subparsers) -> None:
@@ -48,7 +48,7 @@ def run(args) -> int:
     controllers = parse_controllers(args.controller)
     taus = tuple(args.taus or TAUS)
     last = drive(tau_table(run_folder, taus + tuple(t for t in controllers if t not in taus), args.dreams,
-                           args.episodes, args.seed, controllers, args.out, runner_backend(args), args.workers,
+                           args.episodes, args.seed, controllers, args.out, runner_kind(args), args.workers,
                            args.cluster), "tau table")
     if last is not None and last.table is not None:
         print("\n".join(last.table.lines()))

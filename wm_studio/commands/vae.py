@@ -22,25 +22,24 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from wm_studio.core.backend import resolve_device
+    from wm_studio.core.device import resolve_device
     from wm_studio.core.progress import drive
     from wm_studio.core.runs import Run
-    from wm_studio.core.train.encode import encode_rollouts
-    from wm_studio.core.train.vae_stage import VaeSettings, rollout_files_of, train_vae
+    from wm_studio.core.stages import stage_steps
+    from wm_studio.core.train.vae_stage import VaeSettings, rollout_files_of
 
     rollout_files_of(Run(args.run))     # before Run.prepare, so that a wrong --run leaves no empty folder behind
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed}
     device = resolve_device(args.device)
     run_folder = Run.prepare(args.run, None, args.preset, overrides={"vae": overrides},
                              checks=(VaeSettings.from_config,))
-    settings = VaeSettings.from_config(run_folder.config)
     if device.notice:
         print(f"wm-studio: {device.notice}", file=sys.stderr)
     print(f"V: training on {device.describe()}", file=sys.stderr)
-    last = drive(train_vae(run_folder, settings, device), "V")
-    if last is not None:
-        print(f"V: {last.summary()}; model written to {run_folder.model_path('vae')}")
-    encoded = drive(encode_rollouts(run_folder, device, batch_size=max(settings.batch_size, 100)), "encode")
-    if encoded is not None:
-        print(f"encode: {encoded.summary()}; latents in {run_folder.latents_dir}")
+    written = {"vae": f"model written to {run_folder.model_path('vae')}",
+               "encode": f"latents in {run_folder.latents_dir}"}
+    for step in stage_steps(run_folder, "vae", device):    # train V, then encode every rollout with it
+        last = drive(step.start(), step.label)
+        if last is not None:
+            print(f"{step.label}: {last.summary()}; {written[step.name]}")
     return 0

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wm_studio.core.backend import resolve_device
+from wm_studio.core.device import resolve_device
 from wm_studio.core.data.dataset import rollout_files
 from wm_studio.core.errors import ConfigError, WmStudioError
 from wm_studio.core.files import load_json, load_npz, save_json, save_npz

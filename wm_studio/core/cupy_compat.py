@@ -32,7 +32,7 @@ What does need help, and what this module does about it:
 
 `prepare_chainer_import()` must run before the first `import chainer`: `wm_studio/__init__.py` calls it, so any
 import of wm_studio does (the GPU check script and its sitecustomize call it too); `apply()` runs after it and only
-when CuPy imports and finds a GPU (`wm_studio.core.backend.gpu_probe` calls it). Both are idempotent and return what they did, for the log.
+when CuPy imports and finds a GPU (`wm_studio.core.device.gpu_probe` calls it). Both are idempotent and return what they did, for the log.
 """
 from __future__ import annotations
 

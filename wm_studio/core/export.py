@@ -8,7 +8,6 @@ es-animate` and the later panes (latent walks, dreams, controller episodes) all 
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import subprocess
 import tempfile
@@ -19,12 +18,10 @@ from typing import Callable, Iterable
 import numpy as np
 
 from wm_studio.core.errors import ConfigError, MissingDependencyError, WmStudioError
-from wm_studio.core.files import atomic_write
+from wm_studio.core.files import atomic_path, atomic_write
 from wm_studio.core.runs import output_file
 
 ANIMATION_FORMATS = (".gif", ".mp4")
-_UMASK = os.umask(0)  # read once, at import (os.umask can only be read by setting it)
-os.umask(_UMASK)
 
 # progress(done, total): frames encoded so far, and the frame count when it is known (None for a generator).
 Progress = Callable[[int, "int | None"], None]
@@ -123,40 +120,35 @@ def _write_gif(path: Path, frames: Iterable[np.ndarray], fps: float, total: int 
 def _write_mp4(path: Path, frames: Iterable[np.ndarray], fps: float, total: int | None,
                progress: Progress | None) -> Path:
     exe = _ffmpeg_exe()
-    # ffmpeg wants a file name with the right extension, so the temporary file is a named .mp4 beside the target.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".mp4")
-    os.close(fd)
-    encoder = None
-    count = 0
-    try:
-        for frame in frames:
-            frame = _even(frame)
+    with atomic_path(path, suffix=".mp4") as tmp:   # ffmpeg picks the format by the file name's extension
+        encoder = None
+        count = 0
+        try:
+            for frame in frames:
+                frame = _even(frame)
+                if encoder is None:
+                    rate = str(Fraction(fps).limit_denominator())
+                    encoder = _start_ffmpeg([exe, "-y", "-v", "error", "-f", "rawvideo", "-vcodec", "rawvideo",
+                                             "-s", f"{frame.shape[1]}x{frame.shape[0]}", "-pix_fmt", "rgb24",
+                                             "-r", rate, "-i", "-", "-an", "-vcodec", "libx264", "-pix_fmt",
+                                             "yuv420p", "-crf", "10", "-movflags", "+faststart", str(tmp)],
+                                            stdin=subprocess.PIPE)
+                try:
+                    encoder.stdin.write(frame.tobytes())
+                except (BrokenPipeError, OSError):
+                    raise _ffmpeg_failed(encoder, f"writing {path.name}") from None
+                count += 1
+                if progress:
+                    progress(count, total)
             if encoder is None:
-                rate = str(Fraction(fps).limit_denominator())
-                encoder = _start_ffmpeg([exe, "-y", "-v", "error", "-f", "rawvideo", "-vcodec", "rawvideo",
-                                         "-s", f"{frame.shape[1]}x{frame.shape[0]}", "-pix_fmt", "rgb24",
-                                         "-r", rate, "-i", "-", "-an", "-vcodec", "libx264", "-pix_fmt", "yuv420p",
-                                         "-crf", "10", "-movflags", "+faststart", tmp], stdin=subprocess.PIPE)
-            try:
-                encoder.stdin.write(frame.tobytes())
-            except (BrokenPipeError, OSError):
-                raise _ffmpeg_failed(encoder, f"writing {path.name}") from None
-            count += 1
-            if progress:
-                progress(count, total)
-        if encoder is None:
-            raise ConfigError("there are no frames to write")
-        encoder.stdin.close()
-        if encoder.wait() != 0:
-            raise _ffmpeg_failed(encoder, f"writing {path.name}")
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; a video should read like any other file
-        os.replace(tmp, path)
-    finally:
-        if encoder is not None:
-            _end(encoder)
-            encoder.errors.close()
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+                raise ConfigError("there are no frames to write")
+            encoder.stdin.close()
+            if encoder.wait() != 0:
+                raise _ffmpeg_failed(encoder, f"writing {path.name}")
+        finally:
+            if encoder is not None:
+                _end(encoder)
+                encoder.errors.close()
     return path
 
 

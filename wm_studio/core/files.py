@@ -11,11 +11,12 @@ import os
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
 from wm_studio.core.errors import CheckpointError
+from wm_studio.core.folders import how_to_rebuild
 
 META_KEY = "__meta__"
 _UMASK = os.umask(0)
@@ -23,23 +24,31 @@ os.umask(_UMASK)
 _RNG_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
-    """Call write(binary_file) on a temporary sibling of path, then rename it to path."""
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary sibling of path for the block to write by name (a program such as ffmpeg wants the right
+    `suffix`); when the block ends without an error it is flushed to disk and renamed to path, else removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; data and models should read like any other
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
+        yield Path(tmp)
+        with open(tmp, "rb") as written:
+            os.fsync(written.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    return path
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
+    """Call write(binary_file) on a temporary sibling of path, then rename it to path."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        write(f)
+    return Path(path)
 
 
 def save_npz(path, arrays: Mapping[str, Any], meta: Mapping[str, Any] | None = None,
@@ -77,11 +86,29 @@ def load_npz(path, required: tuple[str, ...] = ()) -> tuple[dict[str, np.ndarray
     return arrays, meta
 
 
+def read_meta(path, required: bool = False) -> dict[str, Any]:
+    """The JSON meta of an npz written by save_npz, read without its arrays; {} when it has none (CheckpointError
+    when `required`)."""
+    member = f"{META_KEY}.npy"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if member not in archive.namelist():
+                if required:
+                    raise CheckpointError(f"{path} has no metadata: it was not written by wm_studio")
+                return {}
+            with archive.open(member) as stream:
+                meta = json.loads(str(np.lib.format.read_array(stream, allow_pickle=False)))
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError):
+        raise unreadable_npz(path) from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path} has unreadable metadata")
+    return meta
+
+
 def unreadable_npz(path) -> CheckpointError:
     """The error for an npz file that cannot be read, whichever reader failed: the reason comes from the file
     itself (numpy's reader says "pickled data" where zipfile says "not a zip file" for the same file), followed
     by how to make the file again."""
-    from wm_studio.core.runs import how_to_rebuild   # runs imports this module
     hint = how_to_rebuild(path)
     return CheckpointError(f"{path} is corrupt: {_why_unreadable(Path(path))}" + (f". {hint}" if hint else ""))
 

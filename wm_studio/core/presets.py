@@ -75,6 +75,18 @@ DOOM_OVERRIDES = {
 }
 
 
+def stage_settings(cls, config, stage: str, overrides=None, **game):
+    """A stage's settings (a dataclass) the one way every stage reads them: its section of config.json with
+    `overrides` on top (None means "not given"), the run's seed unless the stage has its own; `game` holds the
+    values taken from the top level of config. A key the stage does not know is a ConfigError."""
+    section = {k: v for k, v in {**config.get(stage, {}), **(overrides or {})}.items() if v is not None}
+    section.setdefault("seed", config.get("seed", 0))
+    unknown = sorted(set(section) - (set(cls.__dataclass_fields__) - set(game)))
+    if unknown:
+        raise ConfigError(f"unknown setting(s) in the run's {stage} section: {', '.join(unknown)}")
+    return cls(**game, **section)
+
+
 def preset(env: str, name: str) -> dict:
     """The full settings of a preset for a game: {"env", "preset", game sizes..., "collect": {...}, ...}."""
     if env not in GAMES:

@@ -32,6 +32,24 @@ def format_duration(seconds: float) -> str:
     return f"{secs}s"
 
 
+class Eta:
+    """Time spent on a stretch of work and the time it has left. The rate counts only the work done since the clock
+    started, so a stage resumed at 80 % does not look impossibly fast."""
+
+    def __init__(self):
+        self._start = time.monotonic()
+        self._first_done: int | None = None
+
+    def update(self, done: int, total: int) -> tuple[float, float | None]:
+        """(seconds so far, seconds left or None while no rate is known)."""
+        elapsed = time.monotonic() - self._start
+        if self._first_done is None:
+            self._first_done = done
+        progressed = done - self._first_done
+        left = elapsed / progressed * max(total - done, 0) if progressed > 0 and total else None
+        return elapsed, left
+
+
 class ProgressBar:
     """A one-line bar on a terminal, or a line every `interval` seconds when the stream is not a terminal."""
 
@@ -41,20 +59,15 @@ class ProgressBar:
         self.width = width
         self.interval = interval
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self._start = time.monotonic()
-        self._first_done: int | None = None
+        self._eta = Eta()
         self._last_print = 0.0
 
     def line(self, done: int, total: int, summary: str) -> str:
         frac = min(1.0, done / total) if total else 0.0
         filled = int(round(frac * self.width))
         bar = "#" * filled + "." * (self.width - filled)
-        elapsed = time.monotonic() - self._start
-        if self._first_done is None:
-            self._first_done = done
-        # The ETA counts only work done in this process, so a resumed stage does not look impossibly fast.
-        progressed = done - self._first_done
-        eta = "?" if progressed <= 0 or not total else format_duration(elapsed / progressed * (total - done))
+        elapsed, left = self._eta.update(done, total)
+        eta = "?" if left is None else format_duration(left)
         return (f"{self.label} [{bar}] {done}/{total} {frac:4.0%} "
                 f"{format_duration(elapsed)} ETA {eta}" + (f" | {summary}" if summary else ""))
 

@@ -15,8 +15,6 @@ size), M and C must fit the game's actions, latents must have V's z (latents enc
 """
 from __future__ import annotations
 
-import json
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -24,7 +22,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from wm_studio.core.errors import CheckpointError, ConfigError
-from wm_studio.core.files import META_KEY, load_json, load_npz, unreadable_npz
+from wm_studio.core.files import load_json, load_npz, read_meta
 from wm_studio.core.runs import DEFAULT_MODEL, bundled_name
 
 MODEL_PARTS = ("vae", "mdn", "controller")
@@ -161,27 +159,12 @@ def inspect_run(root) -> RunContents:
     return RunContents(root=root, config=config, game=game, parts=parts, notes=tuple(notes))
 
 
-def _read_meta(path: Path) -> dict[str, Any]:
-    """The JSON meta of an npz written by wm_studio.core.files, without reading its arrays."""
-    try:
-        with zipfile.ZipFile(path) as archive, archive.open(f"{META_KEY}.npy") as member:
-            text = str(np.lib.format.read_array(member, allow_pickle=False))
-        meta = json.loads(text)
-    except KeyError:
-        raise CheckpointError(f"{path} has no metadata: it was not written by wm_studio") from None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
-        raise unreadable_npz(path) from None
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"{path} has unreadable metadata")
-    return meta
-
-
 def _model_meta(root: Path, name: str) -> dict[str, Any] | CheckpointError | None:
     path = root / RELATIVE[name]
     if not path.is_file():
         return None
     try:
-        meta = _read_meta(path)
+        meta = read_meta(path, required=True)
     except CheckpointError as exc:
         return exc
     if meta.get("kind") != name:
@@ -286,7 +269,7 @@ def _latents_part(root: Path, z_size, vae: Part) -> Part:
     if not files:
         return _missing(root, "latents")
     try:
-        meta = _read_meta(files[0])
+        meta = read_meta(files[0], required=True)
     except CheckpointError as exc:
         return _broken(root, "latents", exc)
     info = {"files": len(files), "z_size": meta.get("z_size"), "vae": meta.get("vae")}
@@ -366,11 +349,6 @@ def load_latents(contents: RunContents, max_frames: int = LATENT_SAMPLE_FRAMES,
     return LatentSample(mu[finite], logvar[finite], file_index[finite], step[finite], tuple(kept))
 
 
-def rollout_of(latent_file: Path, contents: RunContents) -> Path:
-    """The rollout file (frames) that a latent file encodes: the same name in data/rollouts."""
-    return contents.parts["rollouts"].path / Path(latent_file).name
-
-
 def load_frames(path) -> np.ndarray:
     """uint8 (T, 64, 64, 3) frames of a rollout file."""
     arrays, _ = load_npz(path, required=("frames",))
@@ -378,58 +356,3 @@ def load_frames(path) -> np.ndarray:
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != (64, 64, 3):
         raise CheckpointError(f"{path} does not hold 64x64 RGB frames (frames is {frames.dtype} {frames.shape})")
     return frames
-
-
-# ---- what the latents say about V -------------------------------------------------------------------------------
-def kl_per_dimension(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
-    """Mean KL(N(mu, exp(logvar)) || N(0, 1)) of each latent dimension over the frames: (z,).
-
-    A dimension V does not use sits at mu 0, logvar 0 (KL 0); the ones that carry the picture have large KL."""
-    mu, logvar = np.asarray(mu, np.float64), np.asarray(logvar, np.float64)
-    return (0.5 * (mu * mu + np.exp(logvar) - 1.0 - logvar)).mean(axis=0)
-
-
-def dimension_order(mu: np.ndarray, logvar: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, str]:
-    """(order, score, what): dimensions sorted by how much they matter, most first.
-
-    By mean KL when logvar is known, else by the variance of mu over the frames."""
-    if logvar is not None:
-        score, what = kl_per_dimension(mu, logvar), "KL"
-    else:
-        score, what = np.asarray(mu, np.float64).var(axis=0), "var"
-    return np.argsort(-score, kind="stable"), score, what
-
-
-@dataclass(frozen=True)
-class PcaMap:
-    mean: np.ndarray            # (z,)
-    components: np.ndarray      # (2, z), orthonormal rows
-    points: np.ndarray          # (N, 2): the sample projected
-    explained: np.ndarray       # (2,): share of the total variance on each axis
-
-    def project(self, z) -> np.ndarray:
-        return (np.asarray(z, np.float64) - self.mean) @ self.components.T
-
-    def lift(self, uv) -> np.ndarray:
-        """The latent at plot point uv: mean + uv . components (float32, (z,))."""
-        return (self.mean + np.asarray(uv, np.float64) @ self.components).astype(np.float32)
-
-
-def pca_map(mu: np.ndarray) -> PcaMap:
-    """The latents' first two principal components (a 1-D set gets a zero second axis)."""
-    mu = np.asarray(mu, np.float64)
-    if mu.ndim != 2 or len(mu) < 2:
-        raise ConfigError("a PCA map needs at least two latents")
-    mean = mu.mean(axis=0)
-    centred = mu - mean
-    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
-    components = np.zeros((2, mu.shape[1]))
-    count = min(2, len(vt))
-    components[:count] = vt[:count]
-    # A fixed sign per axis (largest coordinate positive): the map does not flip when the data grow.
-    signs = np.sign(components[np.arange(2), np.abs(components).argmax(axis=1)])
-    components *= np.where(signs == 0, 1.0, signs)[:, None]
-    variance = singular ** 2
-    explained = np.zeros(2)
-    explained[:count] = variance[:count] / max(variance.sum(), 1e-300)
-    return PcaMap(mean, components, centred @ components.T, explained)

@@ -1,4 +1,5 @@
-"""Starting the studio: the QApplication, pyqtgraph's options, the safety nets for errors, the main window."""
+"""Starting the studio: the safety nets for errors, BLAS's threads, the main window (the QApplication itself is
+wm_studio.gui.application's)."""
 from __future__ import annotations
 
 import logging
@@ -6,28 +7,11 @@ import os
 import sys
 import traceback
 
-from PyQt5.QtCore import QtMsgType, qInstallMessageHandler
 from PyQt5.QtWidgets import QApplication
 
-from wm_studio.gui import style
-from wm_studio.gui.settings import APPLICATION, APPLICATION_NAME, ORGANIZATION
+from wm_studio.gui.application import make_application
 
 log = logging.getLogger("wm_studio.gui")
-# Harmless notes Qt prints on every headless start; kept at debug level so they do not look like problems.
-QUIET_QT_MESSAGES = ("QStandardPaths: XDG_RUNTIME_DIR not set",
-                     "This plugin does not support propagateSizeHints()")
-
-
-def make_application(argv: list[str] | None = None) -> QApplication:
-    """The QApplication with the studio's names and icon; pyqtgraph is configured before any widget exists."""
-    style.configure_pyqtgraph()
-    install_qt_message_handler()
-    app = QApplication(list(argv) if argv is not None else [sys.argv[0]])
-    app.setOrganizationName(ORGANIZATION)
-    app.setApplicationName(APPLICATION)
-    app.setApplicationDisplayName(APPLICATION_NAME)
-    app.setWindowIcon(style.studio_icon())
-    return app
 
 
 def leave_a_core_for_the_window():
@@ -55,22 +39,6 @@ def install_excepthook() -> None:
                   "".join(traceback.format_exception(exc_type, exc, tb)).rstrip())
 
     sys.excepthook = hook
-
-
-def install_qt_message_handler() -> None:
-    """Qt's own warnings go to the log too (they would otherwise only reach a terminal nobody watches)."""
-    levels = {QtMsgType.QtDebugMsg: logging.DEBUG, QtMsgType.QtInfoMsg: logging.INFO,
-              QtMsgType.QtWarningMsg: logging.WARNING, QtMsgType.QtCriticalMsg: logging.ERROR,
-              QtMsgType.QtFatalMsg: logging.CRITICAL}
-    qt_log = logging.getLogger("wm_studio.qt")
-
-    def handler(kind, context, message):
-        level = levels.get(kind, logging.WARNING)
-        if message.startswith(QUIET_QT_MESSAGES):
-            level = logging.DEBUG
-        qt_log.log(level, "%s", message)
-
-    qInstallMessageHandler(handler)
 
 
 def run_studio(args) -> int:

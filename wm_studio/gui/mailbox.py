@@ -10,7 +10,7 @@ Each post() overwrites the pending request (or merges into it, with `merge`), so
 request, any number of newer ones collapse into the newest: a dragged slider never builds a queue. At most one
 delivery is queued to the GUI thread at a time; it carries the newest result (every result since the last
 delivery, oldest first, with newest_only=False). The handler runs on the thread only and must not touch widgets
-(design.md section 2).
+(docs/architecture.md, "Threading rules of the studio").
 """
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from PyQt5.QtCore import Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QKeySequence
 from PyQt5.QtWidgets import QAction, QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget
 
-from wm_studio.core.backend import resolve_device
+from wm_studio.core.device import resolve_device
 from wm_studio.core.errors import ConfigError, WmStudioError
 from wm_studio.core.export import write_png
 from wm_studio.core.runs import BUNDLED_MODELS

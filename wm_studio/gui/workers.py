@@ -15,7 +15,7 @@ the GUI thread; the GUI decides when it runs:
     worker.stop()          # close the generator (its `finally` runs on the worker thread)
     worker.shutdown()      # when the window closes: close the generator, end the thread, wait for it
 
-Threading rules it keeps (design.md section 2): widgets are never touched off the GUI thread, because the worker
+Threading rules it keeps (docs/architecture.md, "Threading rules of the studio"): widgets are never touched off the GUI thread, because the worker
 only emits signals, which Qt queues to the GUI thread. At most one delivery is queued at a time: snapshots made
 while the GUI is busy wait in an outbox and arrive together in the next `snapshots` list, so a fast stage never
 floods the event queue, and a pane that draws only the newest one on a timer still sees every snapshot (to extend

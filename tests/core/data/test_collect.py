@@ -49,6 +49,11 @@ def test_files_follow_the_rollout_format(tmp_path):
     with np.load(run.rollouts_dir / names[1]) as raw:  # compressed on disk
         assert raw.zip.getinfo("frames.npy").compress_type != 0
     assert len(run.read_metrics("collect")) == 3
+    # each snapshot after a write carries that rollout's reward, as metrics/collect.jsonl records it
+    assert snapshots[0].step == "collect" and snapshots[0].last_index is None
+    recorded = {r["rollout"]: r["reward"] for r in run.read_metrics("collect")}
+    assert {s.last_index: s.reward for s in snapshots[1:]} == pytest.approx(recorded)
+    assert snapshots[-1].mean_reward == pytest.approx(np.mean([s.reward for s in snapshots[1:]]))
 
 
 def test_worker_count_does_not_change_the_data(tmp_path):
@@ -144,9 +149,12 @@ def test_settings_come_from_the_run_and_are_checked(tmp_path):
     run = make_run(tmp_path / "run")
     assert CollectSettings.from_config(run.config) == SMALL
     with pytest.raises(ConfigError, match="policy"):
-        CollectSettings(policy="greedy").check()
+        CollectSettings(policy="greedy")
     with pytest.raises(ConfigError, match="min_steps"):
-        CollectSettings(steps=10, min_steps=20).check()
+        CollectSettings(steps=10, min_steps=20)
+    with pytest.raises(ConfigError, match="unknown setting.*collect section: colour"):
+        CollectSettings.from_config({**run.config, "collect": {**run.config["collect"], "colour": "red"}})
+    assert CollectSettings.from_config(run.config, {"rollouts": 7, "steps": None}).rollouts == 7
 
 
 def test_the_command_collects_and_resumes(tmp_path):

@@ -14,6 +14,8 @@ from wm_studio.core.envs.doom import buttons
 from wm_studio.core.envs.preprocess import preprocess_carracing, preprocess_doom
 from wm_studio.core.errors import ConfigError
 
+from beside_blas import beside_blas
+
 GAS = np.array([0.0, 1.0, 0.0], np.float32)
 
 
@@ -219,31 +221,14 @@ def test_carracing_is_headless_and_quiet():
 
 
 DOOM_BESIDE_BLAS = """
-import faulthandler, threading, numpy as np
 from wm_studio.core.envs import make_env
 
-def main():
-    faulthandler.dump_traceback_later(100, exit=True)
-    stop = threading.Event()
-    def products():
-        a = np.random.default_rng(0).standard_normal((600, 600))
-        while not stop.is_set():
-            a @ a.T
-    thread = threading.Thread(target=products)
-    thread.start()
-    try:
-        for seed in range(6):
-            env = make_env("doom")
-            env.reset(seed=seed)
-            env.step(np.array([1, 0], np.float32))
-            env.close()
-    finally:
-        stop.set()
-        thread.join()
-    print("done", type(env).__name__)
-
-if __name__ == "__main__":
-    main()
+for seed in range(6):
+    env = make_env("doom")
+    env.reset(seed=seed)
+    env.step(np.array([1, 0], np.float32))
+    env.close()
+print("done", type(env).__name__)
 """
 
 
@@ -253,7 +238,7 @@ def test_a_doom_game_starts_beside_a_thread_in_blas(tmp_path):
     handler). make_env plays Doom in a spawned process of its own wherever that can happen."""
     pytest.importorskip("vizdoom")
     script = tmp_path / "doom_beside_blas.py"
-    script.write_text(DOOM_BESIDE_BLAS)
+    script.write_text(beside_blas(DOOM_BESIDE_BLAS, dump_after=100))
     env = {**os.environ, "SDL_VIDEODRIVER": "dummy"}
     env.pop("OPENBLAS_NUM_THREADS", None)
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180, env=env)

@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pytest
 
-from wm_studio.core.backend import gpu_probe
+from wm_studio.core.device import gpu_probe
 from wm_studio.core.errors import ConfigError
 from wm_studio.core.es import BIPOPCMAES, CMAES, IPOPCMAES, EvaluationError, SepCMAES, Termination, get_problem
 

@@ -1,4 +1,4 @@
-"""Strategy parameters: the table of design.md section 5, the tutorial's weights, and pycma's view of them."""
+"""Strategy parameters: values from the tutorial's formulas, the tutorial's weights, and pycma's view of them."""
 import math
 import warnings
 from fractions import Fraction
@@ -9,7 +9,8 @@ import pytest
 from wm_studio.core.errors import ConfigError
 from wm_studio.core.es import CMAES, SepCMAES, strategy_parameters
 
-# n, lambda, mu, mu_eff, c_1, c_mu, c_sigma, d_sigma, c_c (design.md section 5; row 4 is the Schaffer demo, mu 25%)
+# n, lambda, mu, mu_eff, c_1, c_mu, c_sigma, d_sigma, c_c from Hansen's tutorial (arXiv 1604.00772);
+# row 4 is the Schaffer demo, mu 25%
 TABLE = [
     (2, 6, 3, 2.0286, 0.15482, 0.057859, 0.4462, 1.4462, 0.62455),
     (10, 10, 5, 3.1673, 0.015284, 0.020154, 0.28443, 1.2844, 0.29499),
@@ -110,7 +111,7 @@ def pycma():
 @pytest.mark.parametrize("n, popsize, mu", [(10, None, None), (867, 64, None), (2, 64, 16), (7, None, None)])
 def test_parameters_agree_with_pycma(n, popsize, mu):
     """pycma 4 follows the same tutorial for mu_eff, c_1, c_c and the weights' shape. It has since changed c_mu
-    (an extra 1/4 in the numerator) and c_sigma; our c_mu is the tutorial's (design.md's table), so pycma's
+    (an extra 1/4 in the numerator) and c_sigma; our c_mu is the tutorial's (the TABLE above), so pycma's
     negative weights are finalised here with our c_1 and c_mu: its three limits must then give our weights."""
     cma = pycma()
     opts = {"verbose": -9, "seed": 1}

@@ -1,4 +1,4 @@
-"""The classic demo of design.md section 5: shifted Schaffer, lambda 64, mu 25%, x0 ~ N(0, I)."""
+"""The classic demo (docs/architecture.md, "CMA-ES"): shifted Schaffer, lambda 64, mu 25%, x0 ~ N(0, I)."""
 import numpy as np
 
 from wm_studio.core.es import CMAES, Termination, get_problem

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from chainer import gradient_check
 
-from wm_studio.core import chainer_fast
+from wm_studio.core import channels_last
 from wm_studio.core.models.vae import KL_TOLERANCE, PAPER_PARAMETERS, ConvVAE, parameter_count, vae_loss
 
 
@@ -138,7 +138,7 @@ def test_fast_path_matches_chainers_own_layers_in_outputs_and_gradients():
                           ("deconvolution_2d", 3, 4, 2, 5, 2), ("deconvolution_2d", 4, 3, 2, 6, 2),
                           ("deconvolution_2d", 3, 2, 3, 3, 1)])
 def test_fast_layers_equal_chainer_and_their_gradients_check(layer, size, in_c, out_c, ksize, stride):
-    fast, stock = getattr(chainer_fast, layer), getattr(F, layer)
+    fast, stock = getattr(channels_last, layer), getattr(F, layer)
     # Chainer's weight layouts: (out, in, kh, kw) for a convolution, (in, out, kh, kw) for a deconvolution.
     W_channels = (out_c, in_c) if layer == "convolution_2d" else (in_c, out_c)
     rng = np.random.default_rng(size + ksize)
@@ -156,17 +156,17 @@ def test_fast_layers_equal_chainer_and_their_gradients_check(layer, size, in_c, 
 
 def test_fast_layers_work_in_batch_chunks_and_on_strided_inputs(monkeypatch):
     """Batches cut into several chunks and an NCHW array seen as NHWC (a view) give Chainer's own results."""
-    monkeypatch.setattr(chainer_fast, "CHUNK_FLOATS", 500)
+    monkeypatch.setattr(channels_last, "CHUNK_FLOATS", 500)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((5, 3, 10, 10)).astype(np.float32)
     W = rng.standard_normal((4, 3, 4, 4)).astype(np.float32)
-    assert len(chainer_fast.batch_chunks(5, 4 * 4 * 4 * 4 * 3)) == 5
-    y = chainer_fast.convolution_2d(x.transpose(0, 2, 3, 1), W, None, stride=2)
+    assert len(channels_last.batch_chunks(5, 4 * 4 * 4 * 4 * 3)) == 5
+    y = channels_last.convolution_2d(x.transpose(0, 2, 3, 1), W, None, stride=2)
     np.testing.assert_allclose(y.array, F.convolution_2d(x, W, stride=2).array.transpose(0, 2, 3, 1),
                                rtol=1e-5, atol=1e-5)
     Wd = rng.standard_normal((3, 2, 6, 6)).astype(np.float32)
     xv = chainer.Variable(x)
-    yd = chainer_fast.deconvolution_2d(F.transpose(xv, (0, 2, 3, 1)), Wd, None, stride=2)
+    yd = channels_last.deconvolution_2d(F.transpose(xv, (0, 2, 3, 1)), Wd, None, stride=2)
     gy = rng.standard_normal(yd.shape).astype(np.float32)
     yd.grad = gy
     yd.backward()
@@ -181,7 +181,7 @@ def test_fast_layers_work_in_batch_chunks_and_on_strided_inputs(monkeypatch):
 def test_double_backpropagation_through_fast_layers_says_what_to_use():
     x = chainer.Variable(np.random.default_rng(0).standard_normal((1, 6, 6, 2)).astype(np.float32))
     W = chainer.Variable(np.ones((3, 2, 2, 2), np.float32))
-    y = F.sum(chainer_fast.convolution_2d(x, W, stride=2) ** 2)
+    y = F.sum(channels_last.convolution_2d(x, W, stride=2) ** 2)
     gx, = chainer.grad([y], [x], enable_double_backprop=True)
     with pytest.raises(NotImplementedError, match="Chainer's own layers"):
         F.sum(gx).backward()
@@ -191,7 +191,7 @@ def test_in_place_adam_takes_chainers_adam_steps():
     rng = np.random.default_rng(0)
     initial = rng.standard_normal((6, 5)).astype(np.float32)
     links = [chainer.links.Linear(5, 6, initialW=initial) for _ in range(2)]
-    optimizers = [chainer.optimizers.Adam(alpha=1e-3), chainer_fast.Adam(alpha=1e-3)]
+    optimizers = [chainer.optimizers.Adam(alpha=1e-3), channels_last.Adam(alpha=1e-3)]
     for link, optimizer in zip(links, optimizers):
         optimizer.setup(link)
     for _ in range(4):

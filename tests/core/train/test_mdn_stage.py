@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from wm_studio.cli import main
-from wm_studio.core.backend import resolve_device
+from wm_studio.core.device import resolve_device
 from wm_studio.core.errors import CheckpointError, ConfigError
 from wm_studio.core.files import load_npz, save_npz
 from wm_studio.core.models.mdnrnn import load_mdn
@@ -216,7 +216,7 @@ def test_a_killed_process_resumes_from_its_checkpoint(tmp_path):
     killed = make_run(tmp_path / "killed", checkpoint_every_s=0.0)
     script = textwrap.dedent(f"""
         import time
-        from wm_studio.core.backend import resolve_device
+        from wm_studio.core.device import resolve_device
         from wm_studio.core.runs import Run
         from wm_studio.core.train.mdn_stage import MdnSettings, train_mdn
         run = Run.open({str(killed.root)!r})

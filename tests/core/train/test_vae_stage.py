@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from wm_studio import cli
-from wm_studio.core.backend import Device
+from wm_studio.core.device import Device
 from wm_studio.core.envs.preprocess import frames_to_input
 from wm_studio.core.errors import CheckpointError, ConfigError
 from wm_studio.core.files import load_npz, save_npz

@@ -16,7 +16,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, ClassVar, Iterator, Mapping
 
 import numpy as np
 
@@ -25,6 +25,7 @@ from wm_studio.core.data.policies import POLICIES, make_policy
 from wm_studio.core.errors import ConfigError, WmStudioError
 from wm_studio.core.files import save_npz
 from wm_studio.core.parallel import make_runner
+from wm_studio.core.presets import stage_settings
 from wm_studio.core.runs import Run
 
 MAX_ATTEMPTS = 100
@@ -40,16 +41,13 @@ class CollectSettings:
     seed: int = 0
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> "CollectSettings":
-        section = config.get("collect", {})
-        settings = cls(env=config.get("env", "carracing"),
-                       rollouts=int(section.get("rollouts", cls.rollouts)),
-                       steps=int(section.get("steps", cls.steps)),
-                       policy=section.get("policy", cls.policy),
-                       min_steps=int(section.get("min_steps") or 0),
-                       seed=int(section.get("seed", config.get("seed", 0))))
-        settings.check()
-        return settings
+    def from_config(cls, config: Mapping[str, Any], overrides: Mapping[str, Any] | None = None
+                    ) -> "CollectSettings":
+        """Settings from a run's config.json: the game at the top level, the rest in its "collect" section."""
+        return stage_settings(cls, config, "collect", overrides, env=config.get("env", "carracing"))
+
+    def __post_init__(self):
+        self.check()
 
     def check(self) -> None:
         if self.policy not in POLICIES:
@@ -84,13 +82,15 @@ class RolloutTask:
 
 @dataclass(frozen=True)
 class CollectSnapshot:
+    step: ClassVar[str] = "collect"  # the step that makes it (wm_studio.core.stages)
     done: int                 # rollouts on disk
     total: int                # rollouts wanted
     written: int              # rollouts written by this call
     frames: int               # frames written by this call
     steps_per_second: float   # game steps per second of wall time, all workers (replayed short episodes too)
     mean_reward: float        # mean total reward of the rollouts written by this call (nan before the first)
-    last_index: int | None = None
+    last_index: int | None = None   # the rollout just written (None in the first snapshot)
+    reward: float = float("nan")    # its total reward
 
     def summary(self) -> str:
         reward = "" if self.written == 0 else f", mean reward {self.mean_reward:.1f}"
@@ -179,10 +179,10 @@ def collect(run: Run, settings: CollectSettings | None = None, workers: int | No
     rewards: list[float] = []
     start = time.monotonic()
 
-    def snapshot(last_index=None) -> CollectSnapshot:
+    def snapshot(last_index=None, reward=float("nan")) -> CollectSnapshot:
         elapsed = max(time.monotonic() - start, 1e-9)
         return CollectSnapshot(done, settings.rollouts, written, frames, played / elapsed,
-                               float(np.mean(rewards)) if rewards else float("nan"), last_index)
+                               float(np.mean(rewards)) if rewards else float("nan"), last_index, reward)
 
     yield snapshot()
     if not todo:
@@ -202,4 +202,4 @@ def collect(run: Run, settings: CollectSettings | None = None, workers: int | No
                                            "reward": result["reward"], "attempts": result["attempts"],
                                            "seconds": round(result["seconds"], 3),
                                            "lost_workers": sum(loss.task == position for loss in runner.losses)})
-            yield snapshot(index)
+            yield snapshot(index, float(result["reward"]))

@@ -47,6 +47,22 @@ def rollout_files(folder) -> list[Path]:
     return sorted(folder.glob("rollout_*.npz")) if folder.is_dir() else []
 
 
+# what makes a run's data when it has none: the command, and why that one
+MADE_BY = {"rollouts": ("collect", ""), "latents": ("train-vae", " (it encodes the rollouts for M)")}
+
+
+def run_data_files(run, kind: str) -> list[Path]:
+    """The run's rollout files (kind "rollouts") or latent files ("latents"); CheckpointError naming the command
+    that makes them when there are none."""
+    folder = run.rollouts_dir if kind == "rollouts" else run.latents_dir
+    files = rollout_files(folder)
+    if not files:
+        command, why = MADE_BY[kind]
+        raise CheckpointError(f"{run.root} has no {kind} in {folder}: run `wm-studio {command} --run {run.root}` "
+                              f"first{why}")
+    return files
+
+
 def split_holdout(files: Sequence, fraction: float, seed: int) -> tuple[list[Path], list[Path]]:
     """Split files into (train, held out) at random but deterministically for (set of files, fraction, seed).
 

@@ -27,7 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
-from wm_studio.core.backend import to_numpy
+from wm_studio.core.device import to_numpy
 from wm_studio.core.errors import CheckpointError, ConfigError
 from wm_studio.core.files import load_npz
 from wm_studio.core.models.mdnrnn import MDNRNN, LSTMState, Mixture, sample, sample_with_noise

@@ -37,6 +37,8 @@ DRIVERS = ("controller", "keyboard", "random")
 NEVER = 10 ** 9            # DreamEnv's own limit: the session applies the (changeable) cap
 START_POOL = 256           # episodes a session can start from
 BRAKE = 0.8                # a full brake locks the wheels; the paper's human demo used 0.8
+GAP = 4                    # pixels between the dream and the real frame in an export
+EXPORT_LABELS = ("dream (M + V)", "real game")   # over the halves of an export, in the pane's order
 
 
 def keyboard_action(game: str, held) -> np.ndarray:
@@ -215,3 +217,38 @@ def first_episode(session, steps: int) -> tuple[list[DreamFrame], bool]:
         if frame.ended or len(frames) >= steps:
             return frames, frame.ended.startswith("M predicted")
     return frames, False
+
+
+def export_frames(frames: list[DreamFrame], size: int) -> list[np.ndarray]:
+    """The steps as frames of size x size; where the real game ran, dream | real side by side as in the Dream pane,
+    under a band that names each half (a file travels without the pane's titles)."""
+    exported = []
+    factor = max(1, size // 64)
+    width = 64 * factor
+    bands = None
+    for frame in frames:
+        dream = frame.dream.repeat(factor, 0).repeat(factor, 1)
+        if frame.real is not None:
+            if bands is None:
+                height = label_height(width)
+                gap = np.full((height + width, GAP, 3), 255, np.uint8)
+                bands = [label_band(width, height, text) for text in EXPORT_LABELS]
+            real = frame.real.repeat(factor, 0).repeat(factor, 1)
+            dream = np.concatenate([np.concatenate([bands[0], dream]), gap,
+                                    np.concatenate([bands[1], real])], axis=1)
+        exported.append(dream)
+    return exported
+
+
+def label_height(width: int) -> int:
+    """Pixels of the band that names a half of an export `width` wide."""
+    return max(16, width // 8)
+
+
+def label_band(width: int, height: int, text: str) -> np.ndarray:
+    """uint8 (height, width, 3): `text` centred, dark on white."""
+    from PIL import Image, ImageDraw, ImageFont
+    band = Image.new("RGB", (width, height), (255, 255, 255))
+    font = ImageFont.load_default(size=max(9, int(height * 0.6)))   # a scalable font since Pillow 10.1
+    ImageDraw.Draw(band).text((width / 2, height / 2), text, fill=(20, 20, 20), font=font, anchor="mm")
+    return np.asarray(band)

@@ -39,7 +39,7 @@ except ImportError:  # pragma: no cover - a numpy without it: np.linalg.eigh
     _umath_linalg = None
 
 from wm_studio.core import files
-from wm_studio.core.backend import gpu_probe, to_numpy
+from wm_studio.core.device import gpu_probe, to_numpy
 from wm_studio.core.errors import CheckpointError, ConfigError, WmStudioError
 from wm_studio.core.es.termination import (Termination, fitness_window, history_length, is_stagnating,
                                            stagnation_window)

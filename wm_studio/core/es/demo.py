@@ -277,6 +277,11 @@ def parse_mu(text: str) -> int | float | None:
     raise ConfigError(f"mu must be a whole count >= 1 or a fraction in (0, 1), not {text!r}")
 
 
+def format_vector(values) -> str:
+    """The text parse_vector reads back."""
+    return ", ".join(f"{float(v):.4g}" for v in values)
+
+
 def parse_vector(text: str, name: str = "x0") -> tuple[float, ...]:
     """'1, 2' or '1 2' -> (1.0, 2.0); `name` says in an error which field it was."""
     parts = [p for p in re.split(r"[\s,;]+", text.strip()) if p]

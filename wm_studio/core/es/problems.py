@@ -13,7 +13,7 @@ import numpy as np
 
 from wm_studio.core.errors import ConfigError
 
-SCHAFFER_SHIFT = (10.0, 10.0)  # the optimum of the classic demo (design.md section 5)
+SCHAFFER_SHIFT = (10.0, 10.0)  # the optimum of the classic demo (docs/architecture.md, "CMA-ES")
 
 
 def schaffer_f(X: np.ndarray, shift=SCHAFFER_SHIFT) -> np.ndarray:
@@ -130,3 +130,12 @@ def get_problem(name: str, n: int = 2, shift=None) -> Problem:
             raise ConfigError(f"only the Schaffer problem can be shifted, not {name}")
         return schaffer_problem(shift)
     return _PROBLEMS[name](int(n))
+
+
+def allows_any_dimension(function: str) -> bool:
+    """Whether the problem exists beyond 2-D (Schaffer does not)."""
+    try:
+        get_problem(function, 3)
+    except ConfigError:
+        return False
+    return True

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from wm_studio.core.backend import to_numpy
+from wm_studio.core.device import to_numpy
 from wm_studio.core.es.cmaes import _CMABase, read_only
 
 

@@ -231,7 +231,7 @@ def sample_with_noise(mixture: Mixture, tau: float, uniform, normal):
 
 
 def load_mdn(path, device=None) -> MDNRNN:
-    """An MDNRNN rebuilt from a model file's meta with its weights loaded (on `device`, a backend.Device)."""
+    """An MDNRNN rebuilt from a model file's meta with its weights loaded (on `device`, a device.Device)."""
     from wm_studio.core.models.serialization import load_params
     _, meta = load_npz(path)
     if meta.get("kind") != "mdn":

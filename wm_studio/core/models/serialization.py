@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from wm_studio.core.backend import to_numpy
+from wm_studio.core.device import to_numpy
 from wm_studio.core.errors import CheckpointError
 from wm_studio.core.files import check_shapes, load_npz, save_npz
 
@@ -100,7 +100,7 @@ def load_params(path, model, kind: str) -> dict[str, Any]:
 
 
 def load_vae(path, device=None):
-    """A ConvVAE rebuilt from a model file's meta, with its weights loaded; on `device` (a backend.Device)."""
+    """A ConvVAE rebuilt from a model file's meta, with its weights loaded; on `device` (a device.Device)."""
     from wm_studio.core.models.vae import ConvVAE
     arrays, meta = read_model(path, "vae")
     z_size = meta.get("z_size")

@@ -6,7 +6,7 @@ Loss per image: sum of squared error over all pixels + max(KL, 0.5 * z_size), ea
 4,348,547 parameters at z 32 (CarRacing) and 4,446,915 at z 64 (Doom).
 
 Input is float32 NCHW in [0, 1] (wm_studio.core.envs.preprocess.frames_to_input). On the CPU the convolutions
-run through wm_studio.core.chainer_fast (one float32 GEMM per layer instead of Chainer's im2col loops); on a GPU
+run through wm_studio.core.channels_last (one float32 GEMM per layer instead of Chainer's im2col loops); on a GPU
 they run through Chainer's stock cuDNN path. Both compute the same function with the same parameters.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import chainer.links as L
 from chainer import initializers
 import numpy as np
 
-from wm_studio.core import chainer_fast
+from wm_studio.core import channels_last
 
 PAPER_PARAMETERS = {32: 4_348_547, 64: 4_446_915}
 KL_TOLERANCE = 0.5   # the KL term is floored at KL_TOLERANCE * z_size per image: no pressure below it
@@ -56,7 +56,7 @@ class ConvVAE(chainer.Chain):
         if self._use_fast(x):
             h = F.transpose(x, (0, 2, 3, 1))
             for conv in convs:
-                h = F.relu(chainer_fast.convolution_2d(h, conv.W, conv.b, stride=2))
+                h = F.relu(channels_last.convolution_2d(h, conv.W, conv.b, stride=2))
             h = F.transpose(h, (0, 3, 1, 2))   # flatten in NCHW order, as the stock layers do
         else:
             h = x
@@ -72,7 +72,7 @@ class ConvVAE(chainer.Chain):
         if self._use_fast(h):
             h = F.reshape(h, (h.shape[0], 1, 1, 1024))
             for i, deconv in enumerate(deconvs):
-                h = chainer_fast.deconvolution_2d(h, deconv.W, deconv.b, stride=2)
+                h = channels_last.deconvolution_2d(h, deconv.W, deconv.b, stride=2)
                 h = F.relu(h) if i < 3 else F.sigmoid(h)
             return F.transpose(h, (0, 3, 1, 2))
         h = F.reshape(h, (h.shape[0], 1024, 1, 1))

@@ -63,6 +63,15 @@ def widen(rows, width: int) -> np.ndarray:
     return rows
 
 
+@dataclass(frozen=True)
+class EpochSnapshot:
+    """What the snapshots of V's and M's stages share: where training stands in batches and epochs."""
+    done: int                       # batches done over the whole run
+    total: int                      # batches in all epochs
+    epoch: int                      # the epoch under way, counted from 1 (== epochs when finished)
+    epochs: int
+
+
 @dataclass
 class EpochProgress:
     """Where training stands; checkpointed whole so that a resumed run equals an uninterrupted one."""

@@ -22,7 +22,7 @@ import io
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any, ClassVar, Iterator, Mapping
 
 import numpy as np
 
@@ -31,8 +31,8 @@ from wm_studio.core.es import CMAES, SepCMAES
 from wm_studio.core.es.projection import Projection, project
 from wm_studio.core.files import atomic_write, generator_state, restore_generator
 from wm_studio.core.models.controller import Controller, INPUT_MODES, save_controller
-from wm_studio.core.parallel import BACKENDS, make_runner
-from wm_studio.core.presets import GAMES
+from wm_studio.core.parallel import RUNNERS, make_runner
+from wm_studio.core.presets import GAMES, stage_settings
 from wm_studio.core.runs import Run
 from wm_studio.core.train.checkpointing import prefixed
 from wm_studio.core.train.rollout import DreamEvaluator, GameEvaluator, dream_spec, game_spec
@@ -96,12 +96,7 @@ class ControllerSettings:
     def from_config(cls, config: Mapping[str, Any], overrides: Mapping[str, Any] | None = None
                     ) -> "ControllerSettings":
         """Settings from a run's config.json "controller" section (None values mean "the default")."""
-        section = {k: v for k, v in {**config.get(STAGE, {}), **(overrides or {})}.items() if v is not None}
-        section.setdefault("seed", config.get("seed", 0))
-        unknown = sorted(set(section) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ConfigError(f"unknown setting(s) in the run's controller section: {', '.join(unknown)}")
-        return cls(**section)
+        return stage_settings(cls, config, STAGE, overrides)
 
     def rollout_steps(self, episode: int) -> int:
         """Steps of a training rollout in a game whose episodes last `episode` steps."""
@@ -118,6 +113,7 @@ def episode_steps(config: Mapping[str, Any]) -> int:
 
 @dataclass(frozen=True)
 class ControllerSnapshot:
+    step: ClassVar[str] = "controller"  # the step that makes it (wm_studio.core.stages)
     done: int                         # generations done
     total: int                        # generations wanted
     fitness: np.ndarray               # (lambda,) this generation's fitness per candidate (empty before the first)
@@ -185,8 +181,8 @@ def train_controller(run: Run, settings: ControllerSettings | Mapping[str, Any] 
     if not isinstance(settings, ControllerSettings):
         settings = ControllerSettings.from_config(run.config, settings)
     backend = backend or ("serial" if settings.in_dream and not cluster else "processes")
-    if backend not in BACKENDS:
-        raise ConfigError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    if backend not in RUNNERS:
+        raise ConfigError(f"unknown backend {backend!r}: choose one of {', '.join(RUNNERS)}")
     episode = episode_steps(run.config)
     evaluator = make_evaluator(run, settings, None)      # checks the models before any worker starts
     shape = evaluator.shape

@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import ClassVar, Iterator
 
 import chainer
 import numpy as np
 
-from wm_studio.core.backend import Device, to_numpy
+from wm_studio.core.device import Device, to_numpy
 from wm_studio.core.envs.preprocess import frames_to_input
 from wm_studio.core.errors import CheckpointError
 from wm_studio.core.files import load_npz, save_npz
@@ -28,6 +28,7 @@ ROLLOUT_ARRAYS = ("frames", "actions", "rewards", "dones")
 
 @dataclass(frozen=True)
 class EncodeSnapshot:
+    step: ClassVar[str] = "encode"  # the step that makes it (wm_studio.core.stages)
     done: int           # rollouts encoded or found already encoded
     total: int          # rollouts in the run
     encoded: int        # rollouts encoded by this call

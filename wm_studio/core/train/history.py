@@ -11,15 +11,14 @@ in models/vae.npz. Collect: the reward of every rollout written so far, from met
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
 
-from wm_studio.core.errors import CheckpointError
-from wm_studio.core.files import META_KEY
+from wm_studio.core.files import load_npz, read_meta, unreadable_npz
 from wm_studio.core.runs import Run
 from wm_studio.core.train.checkpointing import epoch_counts, prefixed, widen
 
@@ -28,6 +27,7 @@ NO_FRAMES = np.zeros((0, 64, 64, 3), np.uint8)
 
 @dataclass(frozen=True)
 class CollectHistory:
+    step: ClassVar[str] = "collect"  # the step that makes it (wm_studio.core.stages)
     done: int                 # rollouts on disk
     total: int                # rollouts wanted
     rewards: np.ndarray       # (k,) total reward of each rollout written, in the order they were written
@@ -44,12 +44,12 @@ class CollectHistory:
 
 def _read(path: Path, names: tuple[str, ...]) -> tuple[dict[str, np.ndarray], dict]:
     """The named arrays (those present) and the meta of an npz, without reading the other arrays."""
+    meta = read_meta(path)
     try:
         with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data[META_KEY])) if META_KEY in data.files else {}
             return {name: data[name] for name in names if name in data.files}, meta
-    except (OSError, ValueError, KeyError, EOFError) as exc:
-        raise CheckpointError(f"{path} cannot be read: {exc}") from None
+    except (OSError, ValueError, KeyError, EOFError):
+        raise unreadable_npz(path) from None
 
 
 def stage_history(run: Run, stage: str, preview: bool = False):
@@ -145,9 +145,7 @@ def _controller(run: Run, path: Path):
     from wm_studio.core.es import CMAES, SepCMAES
     from wm_studio.core.es.projection import project
     from wm_studio.core.train.controller_stage import HISTORY_COLUMNS, ControllerSettings, ControllerSnapshot
-    with np.load(path, allow_pickle=False) as data:
-        names = tuple(data.files)
-    arrays, meta = _read(path, names)
+    arrays, meta = load_npz(path)
     settings = ControllerSettings.from_config(run.config)
     es_meta = meta.get("es", {})
     engine = SepCMAES if es_meta.get("kind") == getattr(SepCMAES, "_KIND", None) else CMAES

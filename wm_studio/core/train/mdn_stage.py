@@ -17,17 +17,18 @@ from __future__ import annotations
 import math
 from contextlib import closing
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any, ClassVar, Iterator, Mapping
 
 import numpy as np
 
-from wm_studio.core.backend import Device, to_numpy
-from wm_studio.core.data.dataset import SequenceDataset, rollout_files, split_holdout
+from wm_studio.core.device import Device, to_numpy
+from wm_studio.core.data.dataset import SequenceDataset, run_data_files, split_holdout
 from wm_studio.core.errors import CheckpointError, ConfigError
 from wm_studio.core.models.mdnrnn import MDNRNN, Mixture, mixture_mean
+from wm_studio.core.presets import stage_settings
 from wm_studio.core.runs import Run
-from wm_studio.core.train.checkpointing import (EpochProgress, StageCheckpoints, descend, epoch_counts,
-                                                train_epochs)
+from wm_studio.core.train.checkpointing import (EpochProgress, EpochSnapshot, StageCheckpoints, descend,
+                                                epoch_counts, train_epochs)
 
 STAGE = "mdn"
 RECENT = 20                 # batches in the snapshot's running NLL
@@ -69,20 +70,14 @@ class MdnSettings:
             raise ConfigError("M's settings are out of range: " + ", ".join(bad))
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> "MdnSettings":
+    def from_config(cls, config: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> "MdnSettings":
         """Settings from a run's config.json: the game's sizes at the top level, the rest in its "mdn" section."""
-        section = dict(config.get("mdn", {}))
-        section.setdefault("seed", config.get("seed", 0))     # the run's seed unless M has its own
-        known = set(cls.__dataclass_fields__) - {"z_size", "action_size", "hidden", "predict_done"}
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise ConfigError(f"unknown setting(s) in the run's mdn section: {', '.join(unknown)}")
         try:
-            return cls(z_size=int(config["z_size"]), action_size=int(config["action_size"]),
-                       hidden=int(config["hidden"]), predict_done=bool(config.get("predict_done", False)),
-                       **section)
+            game = {"z_size": int(config["z_size"]), "action_size": int(config["action_size"]),
+                    "hidden": int(config["hidden"]), "predict_done": bool(config.get("predict_done", False))}
         except KeyError as exc:
             raise ConfigError(f"the run's config.json lacks {exc.args[0]!r}; make the run from a preset") from None
+        return stage_settings(cls, config, "mdn", overrides, **game)
 
     def model(self) -> MDNRNN:
         return MDNRNN(self.z_size, self.action_size, self.hidden, self.gaussians, self.predict_done,
@@ -90,11 +85,8 @@ class MdnSettings:
 
 
 @dataclass(frozen=True)
-class MdnSnapshot:
-    done: int                       # batches done over the whole run
-    total: int                      # batches in all epochs
-    epoch: int                      # the epoch under way, counted from 1 (== epochs when finished)
-    epochs: int
+class MdnSnapshot(EpochSnapshot):
+    step: ClassVar[str] = "mdn"  # the step that makes it (wm_studio.core.stages)
     nll: float                      # mean training NLL over the last RECENT batches (nats per latent dimension)
     done_loss: float | None         # the same for the done head (Doom), None without one
     heldout_nll: float | None       # after the latest finished epoch
@@ -117,11 +109,7 @@ class MdnSnapshot:
 
 
 def latent_files_of(run: Run) -> list:
-    files = rollout_files(run.latents_dir)
-    if not files:
-        raise CheckpointError(f"{run.root} has no latents in {run.latents_dir}: run "
-                              f"`wm-studio train-vae --run {run.root}` first (it encodes the rollouts for M)")
-    return files
+    return run_data_files(run, "latents")
 
 
 def train_mdn(run: Run, settings: MdnSettings, device: Device) -> Iterator[MdnSnapshot]:

@@ -16,21 +16,22 @@ from __future__ import annotations
 import math
 from contextlib import closing
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any, ClassVar, Iterator, Mapping
 
 import chainer
 import numpy as np
 
-from wm_studio.core import chainer_fast
-from wm_studio.core.backend import Device, to_numpy
-from wm_studio.core.data.dataset import FrameDataset, rollout_files, split_holdout
+from wm_studio.core import channels_last
+from wm_studio.core.device import Device, to_numpy
+from wm_studio.core.data.dataset import FrameDataset, run_data_files, split_holdout
 from wm_studio.core.envs.preprocess import frames_to_input, input_to_frames
-from wm_studio.core.errors import CheckpointError, ConfigError
+from wm_studio.core.errors import ConfigError
 from wm_studio.core.files import load_npz
 from wm_studio.core.models.vae import ConvVAE
+from wm_studio.core.presets import stage_settings
 from wm_studio.core.runs import Run
-from wm_studio.core.train.checkpointing import (EpochProgress, StageCheckpoints, descend, epoch_counts,
-                                                train_epochs)
+from wm_studio.core.train.checkpointing import (EpochProgress, EpochSnapshot, StageCheckpoints, descend,
+                                                epoch_counts, train_epochs)
 
 STAGE = "vae"
 RECENT = 20         # batches in the snapshot's running means
@@ -64,22 +65,14 @@ class VaeSettings:
     @classmethod
     def from_config(cls, config: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> "VaeSettings":
         """Settings from a run's config.json: z_size at the top level, the rest in its "vae" section."""
-        section = {**config.get("vae", {}), **(overrides or {})}
-        section.setdefault("seed", config.get("seed", 0))     # the run's seed unless V has its own
-        unknown = sorted(set(section) - (set(cls.__dataclass_fields__) - {"z_size"}))
-        if unknown:
-            raise ConfigError(f"unknown setting(s) in the run's vae section: {', '.join(unknown)}")
         if "z_size" not in config:
             raise ConfigError("the run's config.json lacks 'z_size'; make the run from a preset")
-        return cls(z_size=int(config["z_size"]), **section)
+        return stage_settings(cls, config, "vae", overrides, z_size=int(config["z_size"]))
 
 
 @dataclass(frozen=True)
-class VaeSnapshot:
-    done: int                       # batches done over the whole run
-    total: int                      # batches in all epochs
-    epoch: int                      # the epoch under way, counted from 1 (== epochs when finished)
-    epochs: int
+class VaeSnapshot(EpochSnapshot):
+    step: ClassVar[str] = "vae"  # the step that makes it (wm_studio.core.stages)
     loss: float                     # means over the last RECENT batches: total loss per image,
     rec: float                      # its sum of squared error per image
     kl: float                       # and its floored KL per image
@@ -101,11 +94,7 @@ class VaeSnapshot:
 
 
 def rollout_files_of(run: Run) -> list:
-    files = rollout_files(run.rollouts_dir)
-    if not files:
-        raise CheckpointError(f"{run.root} has no rollouts in {run.rollouts_dir}: run "
-                              f"`wm-studio collect --run {run.root}` first")
-    return files
+    return run_data_files(run, "rollouts")
 
 
 def train_vae(run: Run, settings: VaeSettings | Mapping[str, Any] | None, device: Device
@@ -123,7 +112,7 @@ def train_vae(run: Run, settings: VaeSettings | Mapping[str, Any] | None, device
 
     model = ConvVAE(settings.z_size, seed=settings.seed)
     model.to_device(device.chainer_device)
-    optimizer = chainer_fast.Adam(alpha=settings.lr)     # Chainer's Adam, in place on the CPU
+    optimizer = channels_last.Adam(alpha=settings.lr)     # Chainer's Adam, in place on the CPU
     optimizer.setup(model)
     checkpoints = StageCheckpoints(run, STAGE, model, optimizer, data.batches_per_epoch(),
                                    {"batch_size": settings.batch_size}, (4, 3), settings.checkpoint_every_s)

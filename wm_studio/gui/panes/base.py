@@ -65,6 +65,11 @@ class Pane(QWidget):
         if self._own_run:
             self.open_run = OpenRun(self, remember=remember)
 
+    def _follow_open_run(self) -> None:
+        """on_run_changed(part) whenever the open run changes, and once now for the run open at the start."""
+        self.open_run.changed.connect(self.on_run_changed)
+        self.on_run_changed("run")
+
     def _end_own_run(self) -> None:
         """The end of shutdown() for a pane that uses a run: its own OpenRun's loader thread stops with it."""
         if self._own_run:
@@ -77,6 +82,15 @@ class Pane(QWidget):
             shortcut = QShortcut(QKeySequence(key), self)
             shortcut.setContext(Qt.WidgetWithChildrenShortcut)
             shortcut.activated.connect(slot)
+
+    @staticmethod
+    def _panel(layout=QVBoxLayout):
+        """A widget and its layout without margins: the column of a pane's controls (QVBoxLayout), or the row of
+        its views (QHBoxLayout)."""
+        panel = QWidget()
+        box = layout(panel)
+        box.setContentsMargins(0, 0, 0, 0)
+        return panel, box
 
     @staticmethod
     def _scrolling(controls: QWidget, width: int | None = None) -> QScrollArea:

@@ -21,13 +21,14 @@ from pathlib import Path
 import numpy as np
 from PyQt5.QtCore import QSettings, Qt, QTimer, pyqtSignal
 from PyQt5.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
-                             QSizePolicy, QSlider, QSpinBox, QSplitter, QVBoxLayout, QWidget)
+                             QSizePolicy, QSlider, QSpinBox, QSplitter, QWidget)
 
 from wm_studio.core.errors import ConfigError
 from wm_studio.core.export import Progress, write_animation
 from wm_studio.core.runs import Run
 from wm_studio.core.train.episode import EpisodeStep, ScoreSnapshot, mean_and_std, play_episode, score_controller
 from wm_studio.gui.panes.base import Pane
+from wm_studio.gui.render import render_hidden
 from wm_studio.gui.settings import read
 from wm_studio.gui.views.episode_figure import EpisodeFigure, ScoreFigure
 from wm_studio.gui.views.eta_bar import EtaBar
@@ -107,9 +108,7 @@ class ControllerPane(Pane):
 
     # --- building ---------------------------------------------------------------------------------------------
     def _build_controls(self) -> QWidget:
-        panel = QWidget()
-        column = QVBoxLayout(panel)
-        column.setContentsMargins(0, 0, 0, 0)
+        panel, column = self._panel()
         self.run_label = QLabel()
         self.run_label.setWordWrap(True)
         self.run_label.setMinimumWidth(260)
@@ -539,18 +538,5 @@ class ControllerPane(Pane):
 
 def render_episode(steps: list[EpisodeStep], game: str, size: tuple[int, int]):
     """Draw each step on a hidden EpisodeFigure of `size` (width, height) and yield it as an RGB frame."""
-    from PyQt5.QtCore import QEventLoop
-    from PyQt5.QtWidgets import QApplication
     figure = EpisodeFigure()
-    figure.setAttribute(Qt.WA_DontShowOnScreen)
-    figure.resize(*size)
-    figure.show()
-    QApplication.processEvents(QEventLoop.ExcludeUserInputEvents)
-    try:
-        for step in steps:
-            figure.show_step(step, game)
-            QApplication.processEvents(QEventLoop.ExcludeUserInputEvents)
-            yield grab_frame(figure)
-    finally:
-        figure.close()
-        figure.deleteLater()
+    yield from render_hidden(figure, steps, lambda step: figure.show_step(step, game), size)

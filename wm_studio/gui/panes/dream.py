@@ -11,7 +11,7 @@ plots M's p(done) step by step) or at the cap.
 Real beside dream: the real game starts too, the dream starts from V's encoding of the real first frame, and both
 take the same actions; the pane shows both frames and the per-step pixel MSE between them, where M drifts.
 
-The GUI keeps the newest snapshot and draws it on a ~30 Hz timer (design.md section 2); every snapshot of the
+The GUI keeps the newest snapshot and draws it on a ~30 Hz timer (docs/architecture.md, "Threading rules of the studio"); every snapshot of the
 episode is kept for GIF/MP4 export.
 """
 from __future__ import annotations
@@ -27,7 +27,8 @@ from PyQt5.QtCore import QEvent, QSettings, Qt, QTimer, pyqtSignal
 from PyQt5.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QSizePolicy,
                              QSlider, QSpinBox, QVBoxLayout, QWidget)
 
-from wm_studio.core.envs.dream_session import DreamControls, DreamFrame, dream_session, keyboard_action
+from wm_studio.core.envs.dream_session import (DreamControls, DreamFrame, dream_session, export_frames,
+                                              keyboard_action)
 from wm_studio.core.errors import ConfigError
 from wm_studio.core.export import Progress, write_animation
 from wm_studio.gui.decoder_process import DecoderProcess
@@ -50,8 +51,6 @@ DRAW_INTERVAL_MS = 33
 MAX_RECORDED = 3000
 EXPORT_SIZES = (128, 256, 512)
 DEFAULT_SCREENSHOT_STEPS = 60
-GAP = 4                                   # pixels between the dream and the real frame in an export
-EXPORT_LABELS = ("dream (M + V)", "real game")   # over the halves of an export, in the pane's order
 ERROR_COLOUR = (214, 39, 40)
 DONE_COLOUR = (148, 103, 189)
 THRESHOLD_COLOUR = (127, 127, 127)
@@ -98,14 +97,11 @@ class DreamPane(Pane):
         self._timer = QTimer(self)
         self._timer.timeout.connect(self.draw)
         self._timer.start(DRAW_INTERVAL_MS)
-        self.open_run.changed.connect(self.on_run_changed)
-        self.on_run_changed("run")
+        self._follow_open_run()
 
     # --- building ---------------------------------------------------------------------------------------------
     def _build_content(self) -> QWidget:
-        content = QWidget()
-        row = QHBoxLayout(content)
-        row.setContentsMargins(0, 0, 0, 0)
+        content, row = self._panel(QHBoxLayout)
         centre = QVBoxLayout()
         frames = QHBoxLayout()
         self.dream_view = FrameView("dream: M predicts z, V draws it")
@@ -163,10 +159,8 @@ class DreamPane(Pane):
         return content
 
     def _build_controls(self) -> QWidget:
-        panel = QWidget()
+        panel, column = self._panel()
         panel.setFixedWidth(320)
-        column = QVBoxLayout(panel)
-        column.setContentsMargins(0, 0, 0, 0)
 
         run = QGroupBox("Play")
         box = QVBoxLayout(run)
@@ -541,24 +535,7 @@ class DreamPane(Pane):
         return bool(self.recorded)
 
     def export_frames(self, size: int) -> list[np.ndarray]:
-        """The recorded episode as frames of size x size; when the real game ran, dream | real side by side as in
-        the pane, under a band that names each half (a file travels without the pane's titles)."""
-        frames = []
-        factor = max(1, size // 64)
-        width = 64 * factor
-        bands = None
-        for frame in self.recorded:
-            dream = frame.dream.repeat(factor, 0).repeat(factor, 1)
-            if frame.real is not None:
-                if bands is None:
-                    height = label_height(width)
-                    gap = np.full((height + width, GAP, 3), 255, np.uint8)
-                    bands = [label_band(width, height, text) for text in EXPORT_LABELS]
-                real = frame.real.repeat(factor, 0).repeat(factor, 1)
-                dream = np.concatenate([np.concatenate([bands[0], dream]), gap,
-                                        np.concatenate([bands[1], real])], axis=1)
-            frames.append(dream)
-        return frames
+        return export_frames(self.recorded, size)
 
     def export_animation(self, path, progress: Progress | None = None) -> Path:
         if not self.recorded:
@@ -622,17 +599,3 @@ class DreamPane(Pane):
         self.worker.shutdown()
         self.decoder_process.close()
         self._end_own_run()
-
-
-def label_height(width: int) -> int:
-    """Pixels of the band that names a half of an export `width` wide."""
-    return max(16, width // 8)
-
-
-def label_band(width: int, height: int, text: str) -> np.ndarray:
-    """uint8 (height, width, 3): `text` centred, dark on white."""
-    from PIL import Image, ImageDraw, ImageFont
-    band = Image.new("RGB", (width, height), (255, 255, 255))
-    font = ImageFont.load_default(size=max(9, int(height * 0.6)))   # a scalable font since Pillow 10.1
-    ImageDraw.Draw(band).text((width / 2, height / 2), text, fill=(20, 20, 20), font=font, anchor="mm")
-    return np.asarray(band)

@@ -1,4 +1,5 @@
-"""The Evolution pane: a CMA-ES lab on test functions (the Schaffer demo of design.md section 5 by default).
+"""The Evolution pane: a CMA-ES lab on test functions (by default the shifted Schaffer demo of
+docs/architecture.md, "CMA-ES").
 
 CMA-ES runs on the pane's GeneratorWorker thread (wm_studio.core.es.demo.run_frames): one run, or two settings in
 lockstep (Compare), on the same problem. Every frame goes into a ReplayStore and extends the curves; a ~30 Hz timer
@@ -14,18 +15,19 @@ from dataclasses import replace
 from pathlib import Path
 
 from PyQt5.QtCore import QSettings, Qt, QTimer, pyqtSignal
-from PyQt5.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
-                             QProgressBar, QPushButton, QSizePolicy, QSlider, QSpinBox, QVBoxLayout, QWidget)
+from PyQt5.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
+                             QPushButton, QSizePolicy, QSlider, QSpinBox, QVBoxLayout, QWidget)
 
 from wm_studio.core.errors import ConfigError, WmStudioError
-from wm_studio.core.es.demo import (STRATEGIES, EsFrame, EsHistory, EsSettings, EsSnapshot, ReplayStore, parse_mu,
-                                    parse_vector, run_frames)
-from wm_studio.core.es.problems import PROBLEMS, SCHAFFER_SHIFT, get_problem
+from wm_studio.core.es.demo import (STRATEGIES, EsFrame, EsHistory, EsSettings, EsSnapshot, ReplayStore,
+                                    format_vector, parse_mu, parse_vector, run_frames)
+from wm_studio.core.es.problems import PROBLEMS, SCHAFFER_SHIFT, allows_any_dimension
 from wm_studio.core.es.projection import lift
 from wm_studio.core.export import Progress, write_animation
 from wm_studio.gui.panes.base import Pane
 from wm_studio.gui.render import render_frames
 from wm_studio.gui.settings import read
+from wm_studio.gui.views.es_controls import StrategyRows
 from wm_studio.gui.views.es_figure import EsFigure
 from wm_studio.gui.views.grab import grab_frame
 from wm_studio.gui.workers import GeneratorWorker
@@ -41,51 +43,6 @@ EXPORT_SIZES = {"960 × 540": (960, 540), "1280 × 720": (1280, 720), "1920 × 1
                 "640 × 360": (640, 360), "800 × 800": (800, 800)}
 DEFAULTS = EsSettings()
 OTHER_DEFAULTS = {"strategy": "full", "popsize": 64, "sigma0": 3.0, "seed": 2}   # run B: another seed
-
-
-def format_vector(values) -> str:
-    return ", ".join(f"{float(v):.4g}" for v in values)
-
-
-def allows_any_dimension(function: str) -> bool:
-    """Whether the problem exists beyond 2-D (Schaffer does not)."""
-    try:
-        get_problem(function, 3)
-    except ConfigError:
-        return False
-    return True
-
-
-def strategy_box() -> QComboBox:
-    box = QComboBox()
-    for key, (_, label) in STRATEGIES.items():
-        box.addItem(label, key)
-    box.setToolTip("CMA-ES with a full C, the separable (diagonal C) variant, or restarts with a growing (IPOP) "
-                   "or alternately large and small (BIPOP) population")
-    return box
-
-
-def popsize_spin() -> QSpinBox:
-    spin = QSpinBox()
-    spin.setRange(0, 100000)
-    spin.setSpecialValueText("default")
-    spin.setToolTip("Population size λ; 'default' is 4 + ⌊3 ln n⌋")
-    return spin
-
-
-def sigma_spin() -> QDoubleSpinBox:
-    spin = QDoubleSpinBox()
-    spin.setDecimals(4)
-    spin.setRange(1e-4, 1e4)
-    spin.setToolTip("Initial step size σ0. The Schaffer demo needs about 3 to escape the rings.")
-    return spin
-
-
-def seed_spin() -> QSpinBox:
-    spin = QSpinBox()
-    spin.setRange(0, 2 ** 31 - 1)
-    spin.setToolTip("Seed of the engine's random generator")
-    return spin
 
 
 class EvolutionPane(Pane):
@@ -131,9 +88,7 @@ class EvolutionPane(Pane):
 
     # --- building ---------------------------------------------------------------------------------------------
     def _build_controls(self) -> QWidget:
-        panel = QWidget()
-        column = QVBoxLayout(panel)
-        column.setContentsMargins(0, 0, 0, 0)
+        panel, column = self._panel()
 
         run = QGroupBox("Run")
         box = QVBoxLayout(run)
@@ -182,17 +137,8 @@ class EvolutionPane(Pane):
 
         strategy = QGroupBox("Strategy")
         form = QFormLayout(strategy)
-        self.strategy_box = strategy_box()
-        self.popsize_spin = popsize_spin()
-        self.mu_edit = QLineEdit()
-        self.mu_edit.setToolTip("Parents μ: a count (16) or a fraction of λ (0.25); empty: λ/2")
-        self.sigma_spin = sigma_spin()
-        self.seed_spin = seed_spin()
-        form.addRow("Variant", self.strategy_box)
-        form.addRow("λ (popsize)", self.popsize_spin)
-        form.addRow("μ (parents)", self.mu_edit)
-        form.addRow("σ0", self.sigma_spin)
-        form.addRow("Seed", self.seed_spin)
+        self.strategy_rows = StrategyRows(form, with_mu=True)
+        self.strategy_box, self.popsize_spin, self.mu_edit, self.sigma_spin, self.seed_spin = self.strategy_rows.widgets
         column.addWidget(strategy)
 
         self.compare_group = QGroupBox("Compare with run B")
@@ -200,14 +146,9 @@ class EvolutionPane(Pane):
         self.compare_group.setToolTip("Run a second setting in lockstep on the same problem, drawn in orange on the "
                                       "same plot (C)")
         form = QFormLayout(self.compare_group)
-        self.other_strategy_box = strategy_box()
-        self.other_popsize_spin = popsize_spin()
-        self.other_sigma_spin = sigma_spin()
-        self.other_seed_spin = seed_spin()
-        form.addRow("Variant", self.other_strategy_box)
-        form.addRow("λ (popsize)", self.other_popsize_spin)
-        form.addRow("σ0", self.other_sigma_spin)
-        form.addRow("Seed", self.other_seed_spin)
+        self.other_rows = StrategyRows(form, with_mu=False)
+        self.other_strategy_box, self.other_popsize_spin, self.other_sigma_spin, self.other_seed_spin = \
+            self.other_rows.widgets
         column.addWidget(self.compare_group)
 
         export = QGroupBox("Export")
@@ -293,13 +234,9 @@ class EvolutionPane(Pane):
         settings = EsSettings(
             function=function,
             dimension=self.dimension_spin.value() if allows_any_dimension(function) else 2,
-            popsize=self.popsize_spin.value() or None,
-            mu=parse_mu(self.mu_edit.text()),
-            sigma0=float(self.sigma_spin.value()),
-            seed=int(self.seed_spin.value()),
             x0=parse_vector(self.x0_edit.text()),
-            strategy=self.strategy_box.currentData(),
             shift=tuple(shift),
+            **self.strategy_rows.values(),
         )
         settings.problem()
         settings.engine()
@@ -309,9 +246,7 @@ class EvolutionPane(Pane):
         """Run B's settings (run A's but for variant, λ, σ0 and seed), or None when not comparing."""
         if not self.compare_group.isChecked():
             return None
-        other = replace(settings, strategy=self.other_strategy_box.currentData(),
-                        popsize=self.other_popsize_spin.value() or None, sigma0=float(self.other_sigma_spin.value()),
-                        seed=int(self.other_seed_spin.value()))
+        other = replace(settings, **self.other_rows.values())
         try:
             other.engine()
         except ConfigError as exc:
@@ -322,10 +257,8 @@ class EvolutionPane(Pane):
                         fast=False):
         """Put values into the controls (without reacting to each) and reset."""
         other = {**OTHER_DEFAULTS, **(other or {})}
-        widgets = (self.function_box, self.dimension_spin, self.popsize_spin, self.mu_edit, self.sigma_spin,
-                   self.seed_spin, self.x0_edit, self.shift_edit, self.strategy_box, self.speed_slider,
-                   self.fast_button, self.compare_group, self.other_strategy_box, self.other_popsize_spin,
-                   self.other_sigma_spin, self.other_seed_spin)
+        widgets = (self.function_box, self.dimension_spin, self.x0_edit, self.shift_edit, self.speed_slider,
+                   self.fast_button, self.compare_group, *self.strategy_rows.widgets, *self.other_rows.widgets)
         for widget in widgets:
             widget.blockSignals(True)
         try:
@@ -333,20 +266,13 @@ class EvolutionPane(Pane):
             self.function_box.setCurrentIndex(max(0, index))
             self._update_problem_controls()
             self.dimension_spin.setValue(settings.dimension)
-            self.popsize_spin.setValue(settings.popsize or 0)
-            self.mu_edit.setText("" if settings.mu is None else str(settings.mu))
-            self.sigma_spin.setValue(settings.sigma0)
-            self.seed_spin.setValue(settings.seed or 0)
+            self.strategy_rows.show(settings.strategy, settings.popsize, settings.sigma0, settings.seed, settings.mu)
             self.x0_edit.setText(format_vector(settings.x0))
             self.shift_edit.setText(format_vector(settings.shift))
-            self.strategy_box.setCurrentIndex(max(0, self.strategy_box.findData(settings.strategy)))
             self.speed_slider.setValue(SPEEDS.index(speed) if speed in SPEEDS else SPEEDS.index(DEFAULT_SPEED))
             self.fast_button.setChecked(fast)
             self.compare_group.setChecked(compare)
-            self.other_strategy_box.setCurrentIndex(max(0, self.other_strategy_box.findData(other["strategy"])))
-            self.other_popsize_spin.setValue(other["popsize"] or 0)
-            self.other_sigma_spin.setValue(other["sigma0"])
-            self.other_seed_spin.setValue(other["seed"])
+            self.other_rows.show(other["strategy"], other["popsize"], other["sigma0"], other["seed"])
         finally:
             for widget in widgets:
                 widget.blockSignals(False)
@@ -657,20 +583,13 @@ class EvolutionPane(Pane):
         settings.setValue("function", self.function_box.currentData())
         settings.setValue("dimension", self.dimension_spin.value())
         settings.setValue("dimension_memory", self._dimension_memory)
-        settings.setValue("popsize", self.popsize_spin.value())
-        settings.setValue("mu", self.mu_edit.text())
-        settings.setValue("sigma0", self.sigma_spin.value())
-        settings.setValue("seed", self.seed_spin.value())
+        self.strategy_rows.save(settings)
         settings.setValue("x0", self.x0_edit.text())
         settings.setValue("shift", self.shift_edit.text())
-        settings.setValue("strategy", self.strategy_box.currentData())
         settings.setValue("speed", SPEEDS[self.speed_slider.value()])
         settings.setValue("fast", self.fast_button.isChecked())
         settings.setValue("compare", self.compare_group.isChecked())
-        settings.setValue("other_strategy", self.other_strategy_box.currentData())
-        settings.setValue("other_popsize", self.other_popsize_spin.value())
-        settings.setValue("other_sigma0", self.other_sigma_spin.value())
-        settings.setValue("other_seed", self.other_seed_spin.value())
+        self.other_rows.save(settings, "other_")
         settings.setValue("fps", self.fps_spin.value())
         settings.setValue("size", self.size_box.currentText())
 

@@ -28,7 +28,8 @@ from wm_studio.core.data.dataset import array_shape
 from wm_studio.core.envs.dream import decode_frames
 from wm_studio.core.errors import ConfigError, WmStudioError
 from wm_studio.core.export import Progress, write_animation
-from wm_studio.core.run_contents import dimension_order, load_frames, pca_map
+from wm_studio.core.latent_analysis import dimension_order, pca_map
+from wm_studio.core.run_contents import load_frames
 from wm_studio.core.train.encode import encode_frames
 from wm_studio.gui.decoder_process import DecoderProcess
 from wm_studio.gui.mailbox import MailboxThread
@@ -89,14 +90,11 @@ class LatentPane(Pane):
         self._build_message_page(self._build_content())
         self.header.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self._add_shortcuts()
-        self.open_run.changed.connect(self.on_run_changed)
-        self.on_run_changed("run")
+        self._follow_open_run()
 
     # --- building ---------------------------------------------------------------------------------------------
     def _build_content(self) -> QWidget:
-        content = QWidget()
-        row = QHBoxLayout(content)
-        row.setContentsMargins(0, 0, 0, 0)
+        content, row = self._panel(QHBoxLayout)
 
         left = QGroupBox("Latent dimensions")
         column = QVBoxLayout(left)

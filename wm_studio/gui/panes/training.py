@@ -19,29 +19,27 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from PyQt5.QtCore import QEventLoop, QSettings, Qt, QTimer, pyqtSignal
-from PyQt5.QtWidgets import (QApplication, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox,
-                             QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-                             QPushButton, QSizePolicy, QSpinBox, QStackedWidget, QTreeWidget, QTreeWidgetItem,
+from PyQt5.QtWidgets import (QApplication, QComboBox, QDialog, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView,
+                             QLabel, QPushButton, QSizePolicy, QStackedWidget, QTreeWidget, QTreeWidgetItem,
                              QVBoxLayout, QWidget)
 
-from wm_studio.core.backend import resolve_device
-from wm_studio.core.data.collect import CollectSnapshot
-from wm_studio.core.data.policies import POLICIES
+from wm_studio.core.device import resolve_device
 from wm_studio.core.errors import WmStudioError
-from wm_studio.core.presets import GAMES, PRESETS, preset
-from wm_studio.core.runs import DEFAULT_MODEL, Run, read_only_folder
-from wm_studio.core.train.history import CollectHistory, stage_history
+from wm_studio.core.presets import preset
+from wm_studio.core.runs import Run
+from wm_studio.core.stages import (STAGE_BY_KEY, STAGES, Stage, check_settings, describe_files, run_stage,
+                                   stage_progress, why_not_trainable)
 from wm_studio.gui.mailbox import MailboxThread
+from wm_studio.gui.new_run import NEW_RUN_PARENT_KEY, NewRunDialog, proposed_run_folder
 from wm_studio.gui.panes.base import Pane
 from wm_studio.gui.settings import read, studio_settings
 from wm_studio.gui.views.eta_bar import EtaBar
 from wm_studio.gui.views.grab import grab_frame
+from wm_studio.gui.views.stage_form import StageForm
 from wm_studio.gui.views.training_figures import CollectFigure, ControllerFigure, MdnFigure, VaeFigure
 from wm_studio.gui.workers import GeneratorWorker
 
@@ -51,199 +49,9 @@ DRAW_INTERVAL_MS = 33
 FILES_INTERVAL_MS = 2000          # how often the checkpoint list looks at the disk
 SHUTDOWN_SLICE_MS = 50            # closing: wait for the stage this long, then let the window repaint
 CONTROLS_WIDTH = 420
-MAX_FILES_LISTED = 50
-NEW_RUN_PARENT_KEY = "runs/new_parent"    # the folder the last new run went into
-NEW_RUNS_FOLDER = "wm-studio-runs"        # under the home folder, until a new run went elsewhere
-FOLDER_FIELD_CHARS = 64                   # the New run dialog's folder field shows paths this long in full
 
 
-@dataclass(frozen=True)
-class Field:
-    key: str
-    label: str
-    kind: str                     # "int", "float", "bool", "choice", "optional-int"
-    tip: str
-    low: float = 1
-    high: float = 10_000_000
-    choices: tuple = ()
-
-
-@dataclass(frozen=True)
-class Stage:
-    key: str                      # the run stage (config section, checkpoints/<key>, models/<key>.npz)
-    label: str
-    unit: str
-    fields: tuple[Field, ...]
-    uses_device: bool             # runs on the GPU when there is one (else worker processes on the CPU)
-    steps: tuple[str, ...]        # the pipeline steps it runs, in order
-
-
-STAGES = (
-    Stage("collect", "Collect rollouts", "rollouts", (
-        Field("rollouts", "Rollouts", "int", "Episodes of the random policy to record (the paper: 10,000)"),
-        Field("steps", "Steps per rollout", "int", "Frames per rollout at most (the paper: 1000 for CarRacing)"),
-        Field("policy", "Policy", "choice", "How the random driver acts", choices=POLICIES),
-    ), False, ("collect",)),
-    Stage("vae", "V: the VAE, then encoding", "batches", (
-        Field("epochs", "Epochs", "int", "Passes over every collected frame (the paper: 10)"),
-        Field("batch_size", "Batch size", "int", "Frames per batch (the paper: 100)"),
-        Field("lr", "Learning rate", "float", "Adam's step size (the paper: 1e-4)", 1e-7, 1.0),
-    ), True, ("vae", "encode")),
-    Stage("mdn", "M: the MDN-RNN", "batches", (
-        Field("epochs", "Epochs", "int", "Passes over every encoded rollout (the paper: 20)"),
-        Field("batch_size", "Batch size", "int", "Sequences per batch (the paper: 100)"),
-        Field("seq_len", "Sequence length", "int", "Transitions per training window (the paper: 999)"),
-        Field("lr", "Learning rate", "float", "Adam's step size (the paper: 1e-3)", 1e-7, 1.0),
-    ), True, ("mdn",)),
-    Stage("controller", "C: CMA-ES", "generations", (
-        Field("generations", "Generations", "int", "CMA-ES generations in all (the paper: 1,800)"),
-        Field("popsize", "Population λ", "int", "Candidates per generation (the paper: 64)", 2),
-        Field("rollouts", "Rollouts each", "int", "Episodes per candidate; fitness is their mean (paper: 16)"),
-        Field("sigma0", "σ0", "float", "CMA-ES's initial step size (the paper: 0.1)", 1e-6, 100.0),
-        Field("eval_every", "Score m every", "int", "Generations between two scorings of the mean (paper: 25)"),
-        Field("eval_rollouts", "Scoring episodes", "int", "Episodes that score the mean (the paper: 1,024)"),
-        Field("max_steps", "Steps per rollout", "optional-int", "Cap of a training episode (0: the full game)",
-              0),
-        Field("early_stop", "Early stop", "int", "End a training rollout after this many negative rewards in a "
-                                                 "row: off the track or stuck (0: never, as in the paper)", 0),
-        Field("in_dream", "Train in the dream", "bool", "Fitness from M's dream instead of the real game "
-                                                        "(Doom only: CarRacing's M predicts no reward)"),
-    ), False, ("controller",)),
-)
-STAGE_BY_KEY = {stage.key: stage for stage in STAGES}
 DEVICES = {"auto": "GPU if there is one, else CPU", "cpu": "CPU", "gpu": "GPU"}
-
-
-def stage_generator(run: Run, stage: Stage, device, backend: str, workers: int | None):
-    """The stage's pipeline steps in order, skipping those already finished (a trained V is not re-saved, which
-    would make its latents look stale); closing it closes the step under way, which checkpoints."""
-    from wm_studio.core.pipeline import pipeline_steps
-    steps = {step.name: step for step in pipeline_steps(run, device, backend, workers)}
-    for name in stage.steps:
-        step = steps[name]
-        if step.finished():
-            log.info("%s: %s is already done (raise its numbers to train more)", run.root.name, step.label)
-            continue
-        yield from step.start()
-
-
-def check_settings(stage: str, config: dict) -> None:
-    """ConfigError when the stage's section of `config` holds a value the stage would refuse."""
-    from wm_studio.core.data.collect import CollectSettings
-    from wm_studio.core.train.controller_stage import ControllerSettings
-    from wm_studio.core.train.mdn_stage import MdnSettings
-    from wm_studio.core.train.vae_stage import VaeSettings
-    parsers = {"collect": CollectSettings, "vae": VaeSettings, "mdn": MdnSettings, "controller": ControllerSettings}
-    parsers[stage].from_config(config)
-
-
-def describe_files(run: Run, stage: str) -> list[tuple[str, str, str, Path]]:
-    """(name, step, modified, path) of the stage's checkpoints, newest first, then its model file."""
-    if stage == "collect":   # no checkpoints: the rollouts are the stage's output
-        from wm_studio.core.data.dataset import rollout_files
-        rows = [(f"data/rollouts/{path.name}", "", path) for path in rollout_files(run.rollouts_dir)]
-    else:
-        rows = [(f"checkpoints/{stage}/{path.name}", str(int(path.stem.split("-")[1])), path)
-                for path in run.checkpoints(stage)]
-        model = run.model_path(stage)
-        if model.is_file():
-            rows.append((f"models/{model.name}", "", model))
-    rows.sort(key=lambda row: (_mtime(row[2]), row[0]), reverse=True)
-    rows = rows[:MAX_FILES_LISTED]
-    return [(name, step, _modified(path), path) for name, step, path in rows]
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
-
-
-def _modified(path: Path) -> str:
-    try:
-        return datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M:%S")
-    except OSError:
-        return "?"
-
-
-def load_histories(request) -> dict[str, Any]:
-    """On the loader thread: (root, stages) -> {stage: (snapshot or None, finished, error)}."""
-    from wm_studio.core.pipeline import pipeline_steps
-    root, stages = request
-    run = Run(root)
-    result = {}
-    try:
-        steps = {step.name: step for step in pipeline_steps(run, resolve_device("cpu"))}
-    except WmStudioError as exc:
-        return {key: (None, False, str(exc)) for key in stages}
-    for key in stages:
-        try:
-            snapshot = stage_history(run, key, preview=True)
-            finished = (all(steps[name].finished() for name in STAGE_BY_KEY[key].steps)
-                        or getattr(snapshot, "finished", False))      # a bundled model's record says so
-            result[key] = (snapshot, finished, "")
-        except WmStudioError as exc:
-            result[key] = (None, False, str(exc))
-    return result
-
-
-def proposed_run_folder() -> Path:
-    """Where New run… proposes a run: a name not yet taken, in the folder the last new run went into, else in
-    ~/wm-studio-runs. Never beside the open run: that is often the bundled model's folder inside the installed
-    package, which may be read-only."""
-    remembered = str(studio_settings().value(NEW_RUN_PARENT_KEY, "") or "")
-    parent = Path(remembered) if remembered else None
-    if parent is None or not parent.is_dir() or read_only_folder(parent) is not None:
-        parent = Path.home() / NEW_RUNS_FOLDER
-    name, number = "my-run", 1
-    while (parent / name).exists():
-        number += 1
-        name = f"my-run-{number}"
-    return parent / name
-
-
-class NewRunDialog(QDialog):
-    """A new run folder from a preset: where, which game, which size."""
-
-    def __init__(self, parent=None, folder: str = ""):
-        super().__init__(parent)
-        self.setWindowTitle("New run")
-        form = QFormLayout(self)
-        self.folder_edit = QLineEdit(folder)
-        metrics = self.folder_edit.fontMetrics()   # wide enough for the whole proposed path, and then some
-        self.folder_edit.setMinimumWidth(max(metrics.averageCharWidth() * FOLDER_FIELD_CHARS,
-                                             metrics.horizontalAdvance(folder) + 24))
-        self.folder_edit.setCursorPosition(len(folder))   # the run's own name in view, should it not fit
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse)
-        row = QHBoxLayout()
-        row.addWidget(self.folder_edit, 1)
-        row.addWidget(browse)
-        form.addRow("Folder", row)
-        self.game_box = QComboBox()
-        for game in GAMES:
-            self.game_box.addItem(game, game)
-        self.preset_box = QComboBox()
-        for name in PRESETS:
-            self.preset_box.addItem(name, name)
-        self.preset_box.setCurrentText("quick")
-        self.preset_box.setToolTip("quick: about half an hour on a 2-core CPU for collect + V + M; paper: the "
-                                   "paper's numbers; tiny: seconds, for trying the buttons")
-        form.addRow("Game", self.game_box)
-        form.addRow("Preset", self.preset_box)
-        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
-
-    def _browse(self):
-        folder = QFileDialog.getExistingDirectory(self, "Folder for the new run", self.folder_edit.text())
-        if folder:
-            self.folder_edit.setText(folder)
-
-    def values(self) -> tuple[str, str, str]:
-        return self.folder_edit.text().strip(), self.game_box.currentData(), self.preset_box.currentData()
 
 
 class TrainingPane(Pane):
@@ -263,7 +71,7 @@ class TrainingPane(Pane):
         self.worker.failed.connect(self.on_failed)
         self.worker.finished.connect(self.on_finished)
         self.worker.running_changed.connect(lambda _: self._update_controls())
-        self.loader = MailboxThread("training history", load_histories, self)
+        self.loader = MailboxThread("training history", lambda request: stage_progress(*request), self)
         self.loader.done.connect(self._histories_loaded)
         self.active: Stage | None = None  # the stage loaded in the training thread
         self.active_run: Path | None = None
@@ -274,8 +82,7 @@ class TrainingPane(Pane):
         self.drawn_snapshot = None
         self.snapshot_count = 0
         self.collect_rewards: list[float] = []
-        self._collect_base: tuple[int, float] = (0, 0.0)
-        self._snapshot_kind = None
+        self._snapshot_step: str | None = None      # the step of the last snapshot (a new one restarts the ETA)
         self._files_seen: dict[str, tuple] = {}     # per stage: the files last seen on disk
         self._files_shown: tuple | None = None       # (stage, files) the list shows
         self._view_pending = False
@@ -316,9 +123,7 @@ class TrainingPane(Pane):
 
     # --- building ---------------------------------------------------------------------------------------------
     def _build_controls(self) -> QWidget:
-        panel = QWidget()
-        column = QVBoxLayout(panel)
-        column.setContentsMargins(0, 0, 0, 0)
+        panel, column = self._panel()
         run_box = QGroupBox("Run")
         run_layout = QVBoxLayout(run_box)
         self.run_label = QLabel()
@@ -372,18 +177,9 @@ class TrainingPane(Pane):
                                      "or from the command line) uses them too")
         settings_layout = QVBoxLayout(self.settings_box)
         self.field_stack = QStackedWidget()
-        self.fields: dict[str, dict[str, QWidget]] = {}
+        self.forms = {stage.key: StageForm(stage) for stage in STAGES}
         for stage in STAGES:
-            page = QWidget()
-            form = QFormLayout(page)
-            form.setContentsMargins(0, 0, 0, 0)
-            self.fields[stage.key] = {}
-            for field in stage.fields:
-                widget = self._field_widget(field)
-                widget.setToolTip(field.tip)
-                form.addRow(field.label, widget)
-                self.fields[stage.key][field.key] = widget
-            self.field_stack.addWidget(page)
+            self.field_stack.addWidget(self.forms[stage.key])
         settings_layout.addWidget(self.field_stack)
         device_row = QFormLayout()
         self.device_box = QComboBox()
@@ -402,27 +198,6 @@ class TrainingPane(Pane):
         self.stop_button.clicked.connect(self.stop)
         panel.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Preferred)
         return panel
-
-    @staticmethod
-    def _field_widget(field: Field) -> QWidget:
-        if field.kind in ("int", "optional-int"):
-            widget = QSpinBox()
-            widget.setRange(int(field.low), int(min(field.high, 2 ** 31 - 1)))
-            if field.kind == "optional-int":
-                widget.setSpecialValueText("full episode")
-            return widget
-        if field.kind == "float":
-            widget = QDoubleSpinBox()
-            widget.setDecimals(7)
-            widget.setRange(field.low, field.high)
-            widget.setSingleStep(field.low * 10)
-            return widget
-        if field.kind == "bool":
-            return QCheckBox()
-        widget = QComboBox()
-        for choice in field.choices:
-            widget.addItem(choice, choice)
-        return widget
 
     def _add_shortcuts(self):
         self._bind_keys((("Ctrl+Return", lambda: self.start()), ("Ctrl+P", self.toggle_pause),
@@ -453,16 +228,7 @@ class TrainingPane(Pane):
 
     def why_not_trainable(self) -> str:
         """'' when the open run can be trained here; else why not."""
-        path = self.open_run.path
-        if path is None:
-            return "No run is open: make one with New run…, or open one (File > Open run…)."
-        bundle = read_only_folder(path)
-        if bundle is not None:
-            which = "The bundled model" if bundle == DEFAULT_MODEL.resolve() else f"{bundle} is a bundle, which"
-            return f"{which} is read-only: make a new run (New run…) to train your own, or open a run folder."
-        if not (path / "config.json").is_file():
-            return f"{path} has no config.json, so its stages have no settings: make a new run to train."
-        return ""
+        return why_not_trainable(self.open_run.path)
 
     def on_run_changed(self, part: str) -> None:
         self.run_label.setText(self.open_run.describe())
@@ -477,7 +243,6 @@ class TrainingPane(Pane):
         if not (live and self.active.key == "collect"):
             # The rewards drawn belong to the run that was open: a new run's collect must not extend them.
             self.collect_rewards = []
-            self._collect_base = (0, 0.0)
         self.finished_stages.clear()
         self.errors.clear()
         self._files_seen.clear()
@@ -502,44 +267,11 @@ class TrainingPane(Pane):
                 log.error("Training: %s", exc)
         for stage in STAGES:
             section = config.get(stage.key, {}) if isinstance(config.get(stage.key), dict) else {}
-            for field in stage.fields:
-                self._set_field(self.fields[stage.key][field.key], field, section.get(field.key))
-
-    @staticmethod
-    def _set_field(widget, field: Field, value) -> None:
-        if value is None and field.kind != "optional-int":
-            return
-        if field.kind in ("int", "optional-int"):
-            widget.setValue(int(value or 0))
-        elif field.kind == "float":
-            widget.setValue(float(value))
-        elif field.kind == "bool":
-            widget.setChecked(bool(value))
-        else:
-            index = widget.findData(value)
-            if index >= 0:
-                widget.setCurrentIndex(index)
-
-    def read_fields(self, stage: Stage) -> dict[str, Any]:
-        values = {}
-        for field in stage.fields:
-            widget = self.fields[stage.key][field.key]
-            if field.kind == "int":
-                values[field.key] = widget.value()
-            elif field.kind == "optional-int":
-                values[field.key] = widget.value() or None
-            elif field.kind == "float":
-                values[field.key] = float(widget.value())
-            elif field.kind == "bool":
-                values[field.key] = widget.isChecked()
-            else:
-                values[field.key] = widget.currentData()
-        return values
+            self.forms[stage.key].fill(section)
 
     def set_field(self, stage: str, key: str, value) -> None:
         """Put a value into a settings field (what a user types; tests use it)."""
-        field = next(f for f in STAGE_BY_KEY[stage].fields if f.key == key)
-        self._set_field(self.fields[stage][key], field, value)
+        self.forms[stage].set_value(key, value)
 
     def new_run_dialog(self) -> None:
         dialog = NewRunDialog(self, str(proposed_run_folder()))
@@ -585,7 +317,7 @@ class TrainingPane(Pane):
                 self.finished_stages.discard(key)
             if snapshot is not None:
                 self.latest[key] = snapshot
-                if key == "controller" and getattr(snapshot, "mean_params", None) is not None:
+                if key == "controller":
                     self.figures["controller"].reset_path()
                     self.figures["controller"].add_mean(snapshot.mean_params)
                 if key == "collect":
@@ -611,7 +343,7 @@ class TrainingPane(Pane):
             return False
         run = Run(self.open_run.path)
         try:
-            values = self.read_fields(stage)
+            values = self.forms[stage.key].values()
             section = {**run.config.get(stage.key, {}), **values}
             check_settings(stage.key, {**run.config, stage.key: section})   # nothing bad reaches config.json
             run.update_config(**{stage.key: section})
@@ -623,17 +355,15 @@ class TrainingPane(Pane):
             level = logging.INFO if self.device_box.currentData() == "auto" else logging.WARNING
             log.log(level, "Training: %s", device.notice)
         backend, workers = self.backend, self.workers
-        self.worker.load(lambda: stage_generator(run, stage, device, backend, workers))
+        self.worker.load(lambda: run_stage(run, stage, device, backend, workers))
         self.worker.run()
         self.active, self.active_run, self.paused = stage, run.root, False
         self.finished_stages.discard(stage.key)
         self.errors.pop(stage.key, None)
         self.snapshot_count = 0
-        self._snapshot_kind = None
+        self._snapshot_step = None
         if stage.key == "controller":
             self.figures["controller"].reset_path()
-        if stage.key == "collect":
-            self._collect_base = (len(self.collect_rewards), 0.0)
         self.progress.start(stage.unit)
         self.progress.setFormat(f"starting {stage.label}…")
         where = device.describe() if stage.uses_device else \
@@ -706,8 +436,7 @@ class TrainingPane(Pane):
         self.resume_button.setEnabled(mine and self.paused)
         self.stop_button.setEnabled(mine)
         self.new_run_button.setEnabled(self.active is None)
-        for widget in self.fields[stage.key].values():
-            widget.setEnabled(not mine)
+        self.forms[stage.key].set_editable(not mine)
         if problem:
             note = problem
         elif self.active is not None and not mine:
@@ -750,31 +479,19 @@ class TrainingPane(Pane):
         if self.active is None:
             return   # a stage stopped a moment ago: its last snapshots are of no use
         for snapshot in batch:
-            if type(snapshot) is not self._snapshot_kind:
-                self._snapshot_kind = type(snapshot)
-                self.progress.start("rollouts encoded" if type(snapshot).__name__ == "EncodeSnapshot"
-                                    else self.active.unit)
-            if isinstance(snapshot, CollectSnapshot):
-                self._add_collect_reward(snapshot)
-            elif hasattr(snapshot, "mean_params"):
+            if snapshot.step != self._snapshot_step:
+                self._snapshot_step = snapshot.step
+                self.progress.start("rollouts encoded" if snapshot.step == "encode" else self.active.unit)
+            if snapshot.step == "collect" and snapshot.last_index is not None:
+                self.collect_rewards.append(snapshot.reward)
+            elif snapshot.step == "controller":
                 self.figures["controller"].add_mean(snapshot.mean_params)
         self.snapshot_count += len(batch)
         snapshot = batch[-1]
-        if type(snapshot).__name__ != "EncodeSnapshot":
-            self.latest[self.active.key] = snapshot
-        else:
-            self.latest["encode"] = snapshot
-        label = "encoding the rollouts" if type(snapshot).__name__ == "EncodeSnapshot" else ""
-        self.progress.show_progress(snapshot.done, snapshot.total, label)
+        encoding = snapshot.step == "encode"
+        self.latest["encode" if encoding else self.active.key] = snapshot
+        self.progress.show_progress(snapshot.done, snapshot.total, "encoding the rollouts" if encoding else "")
         self.stage_items[self.active.key].setText(1, self._status_text(self.active.key))
-
-    def _add_collect_reward(self, snapshot: CollectSnapshot) -> None:
-        """The reward of the rollout just written, from the change in the running mean of this start."""
-        known_before, total_so_far = self._collect_base
-        if snapshot.written > len(self.collect_rewards) - known_before:
-            total = snapshot.mean_reward * snapshot.written
-            self.collect_rewards.append(total - total_so_far)
-            self._collect_base = (known_before, total)
 
     def on_finished(self) -> None:
         stage = self.active
@@ -820,7 +537,7 @@ class TrainingPane(Pane):
     def _heading(self, stage: Stage, snapshot) -> str:
         live = self.active is not None and self.active.key == stage.key
         where = "live" if live else "from the newest checkpoint"
-        if isinstance(snapshot, CollectHistory) or isinstance(snapshot, CollectSnapshot):
+        if snapshot.step == "collect":
             where = "live" if live else "from metrics/collect.jsonl"
         return f"<b>{stage.label}</b> ({where})<br>{snapshot.summary()}"
 

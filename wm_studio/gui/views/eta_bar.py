@@ -1,15 +1,12 @@
 """A progress bar that shows done / total, the time spent and an ETA, from a stage's snapshots.
 
-The ETA counts only the work done since start() (as the command line's bar does), so a stage resumed at 80 %
-does not look impossibly fast.
+The ETA is the command line's (wm_studio.core.progress.Eta): it counts only the work done since start().
 """
 from __future__ import annotations
 
-import time
-
 from PyQt5.QtWidgets import QProgressBar
 
-from wm_studio.core.progress import format_duration
+from wm_studio.core.progress import Eta, format_duration
 
 
 class EtaBar(QProgressBar):
@@ -18,13 +15,12 @@ class EtaBar(QProgressBar):
         self.unit = unit
         self.setTextVisible(True)
         self.setMinimumWidth(120)
-        self._start = None
-        self._first_done = None
+        self._eta: Eta | None = None
         self.eta_seconds: float | None = None
         self.reset_bar()
 
     def reset_bar(self, text: str = "idle") -> None:
-        self._start, self._first_done, self.eta_seconds = None, None, None
+        self._eta, self.eta_seconds = None, None
         self.setRange(0, 1)
         self.setValue(0)
         self.setFormat(text)
@@ -33,23 +29,16 @@ class EtaBar(QProgressBar):
         """A new stretch of work: elapsed time and rate count from now."""
         if unit is not None:
             self.unit = unit
-        self._start, self._first_done, self.eta_seconds = time.monotonic(), None, None
+        self._eta, self.eta_seconds = Eta(), None
 
     def show_progress(self, done: int, total: int, note: str = "") -> None:
-        if self._start is None:
+        if self._eta is None:
             self.start()
-        if self._first_done is None:
-            self._first_done = done
         total = max(int(total), 0)
         self.setRange(0, max(total, 1))
         self.setValue(min(int(done), max(total, 1)))
-        elapsed = time.monotonic() - self._start
-        progressed = done - self._first_done
-        if progressed > 0 and total:
-            self.eta_seconds = elapsed / progressed * max(total - done, 0)
-            eta = format_duration(self.eta_seconds)
-        else:
-            self.eta_seconds, eta = None, "?"
+        elapsed, self.eta_seconds = self._eta.update(done, total)
+        eta = "?" if self.eta_seconds is None else format_duration(self.eta_seconds)
         unit = f" {self.unit}" if self.unit else ""
         if total and done >= total:
             text = f"{done}{unit} in {format_duration(elapsed)}"

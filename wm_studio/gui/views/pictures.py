@@ -1,7 +1,7 @@
 """Small pyqtgraph pieces the Controller and Training panes share: a box that shows a uint8 picture, a mosaic of
 frames, a diverging colour map for heat strips, bars, and a histogram of two samples side by side.
 
-Pictures are always uint8 RGB with fixed levels (design.md section 2): no auto-levels, no per-frame scaling.
+Pictures are always uint8 RGB with fixed levels (docs/architecture.md, "Threading rules of the studio"): no auto-levels, no per-frame scaling.
 """
 from __future__ import annotations
 

@@ -106,9 +106,6 @@ class VaeFigure(StageFigure):
             self.pairs.set_picture(mosaic([snapshot.inputs, snapshot.reconstructions]))
         set_heading(self, self.title, heading)
 
-    def draw_encoding(self, snapshot, heading: str) -> None:
-        set_heading(self, self.title, heading)
-
 
 class MdnFigure(StageFigure):
     def __init__(self, parent=None):
