@@ -47,6 +47,20 @@ def test_brownian_moves_in_small_steps_and_sticky_holds():
     assert repeats > 0.5
 
 
+def hold_lengths(name, seed, steps=20_000):
+    policy = make_policy(name, "carracing", np.random.default_rng(seed))
+    raw = np.stack([policy.act(OBS[0]) for _ in range(steps)])
+    changes = np.flatnonzero(np.any(raw[1:] != raw[:-1], axis=1))
+    return np.diff(changes)
+
+
+def test_long_sticky_holds_for_hundreds_of_steps_as_early_controllers_do():
+    short, long = hold_lengths("sticky", 0), hold_lengths("long-sticky", 0)
+    assert short.max() <= 20
+    assert long.max() <= 300 and (long >= 100).mean() > 0.15     # log-uniform on 1..300: about 19% of holds
+    assert (long < 17).mean() > 0.35                                # and short holds as well
+
+
 def test_random_weights_react_to_the_frame():
     policy = make_policy("random-weights", "carracing", np.random.default_rng(0))
     outputs = {tuple(policy.act(obs)) for obs in OBS[:10]}

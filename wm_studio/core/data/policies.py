@@ -11,6 +11,9 @@ left / none / right. A policy is made per rollout from that rollout's numpy Gene
 - brownian: u drifts as a random walk (steps N(0, 0.2^2) per axis, clipped to [-1, 1]), starting from a random
   point; the car steers smoothly and keeps its speed for a while, which covers much more track than noise.
 - sticky: a random u held for a random number of steps (1 to 20), then another one.
+- long-sticky: the same with holds of 1 to 300 steps, log-uniform (half of them under 17 steps). Early
+  controllers of CMA-ES hold one action for hundreds of steps; an M that never saw a long hold dreams them wrong
+  (Doom: it dreamt "hold right" safe, 1,300 steps, where the game kills it in 160).
 """
 from __future__ import annotations
 
@@ -18,11 +21,12 @@ import numpy as np
 
 from wm_studio.core.errors import ConfigError
 
-POLICIES = ("random-weights", "brownian", "sticky")
+POLICIES = ("random-weights", "brownian", "sticky", "long-sticky")
 RAW_SIZES = {"carracing": 3, "doom": 1}
 THUMBNAIL = 8
 BROWNIAN_STEP = 0.2
 MAX_HOLD = 20
+MAX_LONG_HOLD = 300
 
 
 def to_game_action(env_name: str, raw: np.ndarray) -> np.ndarray:
@@ -73,12 +77,21 @@ class StickyPolicy:
     def act(self, obs: np.ndarray) -> np.ndarray:
         if self.left == 0:
             self.raw = self.rng.uniform(-1.0, 1.0, self.raw_size)
-            self.left = int(self.rng.integers(1, MAX_HOLD + 1))
+            self.left = self.hold()
         self.left -= 1
         return self.raw
 
+    def hold(self) -> int:
+        return int(self.rng.integers(1, MAX_HOLD + 1))
 
-_CLASSES = {"random-weights": RandomWeightsPolicy, "brownian": BrownianPolicy, "sticky": StickyPolicy}
+
+class LongStickyPolicy(StickyPolicy):
+    def hold(self) -> int:
+        return int(np.exp(self.rng.uniform(0.0, np.log(MAX_LONG_HOLD + 1))))
+
+
+_CLASSES = {"random-weights": RandomWeightsPolicy, "brownian": BrownianPolicy, "sticky": StickyPolicy,
+            "long-sticky": LongStickyPolicy}
 
 
 class GamePolicy:

@@ -123,6 +123,7 @@ class DreamPane(Pane):
         self.readout = QLabel("–")
         self.readout.setTextFormat(Qt.RichText)
         self.readout.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)   # long lines never widen the pane
+        self.readout.setWordWrap(True)          # a narrow window wraps the readout rather than cutting it off
         self.readout.setToolTip("step, score (Doom: steps survived in the dream; CarRacing: the real game's), "
                                 "temperature, driver, the action, M's p(done), the error real vs dream")
         self.rate_label = QLabel("")
