@@ -132,7 +132,7 @@ def tau_table(run: Run, taus=TAUS, dreams: int = 1024, episodes: int = 100, seed
             real[source] = Scores.of(rewards[0])
             done += 1
             yield TauTableSnapshot(done, total, f"real game: {source} {real[source].text()}")
-        random_real = Scores.of(_random_real(evaluator, real_seeds, steps))
+        random_real = Scores.of(random_real_rewards(evaluator, real_seeds, steps))
     done += 1
     yield TauTableSnapshot(done, total, f"real game: random policy {random_real.text()}")
 
@@ -141,10 +141,10 @@ def tau_table(run: Run, taus=TAUS, dreams: int = 1024, episodes: int = 100, seed
     for tau in taus:
         source, trained, controller = chosen[tau]
         world = dream_spec(run, controller.shape.inputs, tau).load()
-        ours = Scores.of(_dream_scores(world, controller.params, dream_seeds, steps))
+        ours = Scores.of(dream_rewards(world, controller.params, dream_seeds, steps)[0])
         done += 1
         yield TauTableSnapshot(done, total, f"dream at tau {tau:g}: {ours.text()}")
-        random_dream[tau] = Scores.of(_dream_scores(world, None, dream_seeds, steps))
+        random_dream[tau] = Scores.of(dream_rewards(world, None, dream_seeds, steps)[0])
         done += 1
         rows.append(TauRow(tau, source, trained, ours, real[source]))
         yield TauTableSnapshot(done, total, f"dream at tau {tau:g}: random {random_dream[tau].text()}")
@@ -166,7 +166,8 @@ def _controller_for(run: Run, tau: float, path, own_tau: float) -> tuple[str, fl
     return str(path), meta.get("tau", tau), controller
 
 
-def _random_real(evaluator: GameEvaluator, seeds, steps: int) -> np.ndarray:
+def random_real_rewards(evaluator: GameEvaluator, seeds, steps: int) -> np.ndarray:
+    """The random policy's total reward in each real episode of `seeds`."""
     from wm_studio.core.train.rollout import RolloutTask, play
     tasks = [RolloutTask(None, int(s), steps) for s in seeds]
     rewards = np.full(len(tasks), np.nan)
@@ -175,10 +176,12 @@ def _random_real(evaluator: GameEvaluator, seeds, steps: int) -> np.ndarray:
     return rewards
 
 
-def _dream_scores(world, params, seeds, steps: int) -> np.ndarray:
-    rows = None if params is None else np.asarray(params, dtype=np.float64)[None]
+def dream_rewards(world, params, seeds, steps: int) -> np.ndarray:
+    """(P, K) steps survived by P controllers (rows of params; one: a flat vector; None: the random policy) in
+    the K dreams of `seeds`, all in one batch."""
+    rows = None if params is None else np.atleast_2d(np.asarray(params, dtype=np.float64))
     (task,) = dream_tasks(rows, seeds, steps)
-    return dream(world, task)[0]
+    return dream(world, task)[0].reshape(-1, len(seeds))
 
 
 def table_path(run: Run) -> Path:
