@@ -24,13 +24,12 @@ import numpy as np
 from wm_studio.core.errors import ConfigError
 from wm_studio.core.files import save_json
 from wm_studio.core.envs import make_env
-from wm_studio.core.envs.dream import run_dreams
-from wm_studio.core.models.controller import load_controller, to_game_action
+from wm_studio.core.models.controller import ControllerShape, load_controller, to_game_action
 from wm_studio.core.parallel import make_runner
 from wm_studio.core.runs import Run
 from wm_studio.core.train.controller_stage import ControllerSettings, episode_steps
 from wm_studio.core.train.evaluate import evaluation_seeds
-from wm_studio.core.train.rollout import GameEvaluator, dream_spec, dream_tasks, game_spec
+from wm_studio.core.train.rollout import GameEvaluator, dream_spec, dream_tasks, dream_with, game_spec
 from wm_studio.core.train.tau_table import Scores, dream_rewards, random_real_rewards
 
 CHECK_FILE = "dream_check.json"
@@ -91,7 +90,6 @@ class FixedActor:
 
 def fixed_action(game: str, output: float) -> np.ndarray:
     """The game's action when C's every output is `output`."""
-    from wm_studio.core.models.controller import ControllerShape
     outputs = ControllerShape(game, 1, 1).outputs
     return to_game_action(game, np.full((1, outputs), output))[0]
 
@@ -108,13 +106,11 @@ def dream_check(run: Run, dreams: int = 256, episodes: int = 12, seed: int = 0, 
     world = dream_spec(run, inputs, tau).load()       # refuses an M without a done head, in one line
     steps = episode_steps(run.config)
     dream_seeds, real_seeds = evaluation_seeds(seed + DREAM_SEED_TAG, dreams), evaluation_seeds(seed, episodes)
-    (task,) = dream_tasks(None, dream_seeds, steps)
-    starts = world.starts[np.asarray(task.starts) % len(world.starts)]
+    (task,) = dream_tasks(None, dream_seeds, steps)          # the dreams every policy meets
     rows = []
     for name, output in FIXED_POLICIES:
         action = fixed_action(game, output)
-        dreamt = run_dreams(world.mdn, FixedActor(action, dreams), starts, task.lanes, tau,
-                            world.spec.done_threshold, steps, task.seed)
+        dreamt = dream_with(world, task, FixedActor(action, dreams))
         rows.append(CheckRow(name, Scores.of(dreamt), Scores.of(_play_fixed(game, action, real_seeds, steps))))
     with make_runner(backend or "processes", workers) as runner:
         evaluator = GameEvaluator(runner, game_spec(run, inputs))

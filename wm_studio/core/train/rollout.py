@@ -193,17 +193,24 @@ class DreamTask:
 
 def dream(world: DreamWorld, task: DreamTask) -> tuple[np.ndarray, np.ndarray]:
     """(total rewards (R,), steps survived (R,)) of R dreams stepped together, one LSTM call per step."""
-    from wm_studio.core.envs.dream import RandomActor, run_dreams
+    from wm_studio.core.envs.dream import RandomActor
     spec = world.spec
     rows = len(task.starts)
     if task.params is None:
         actor = RandomActor(spec.game, spec.shape.outputs, rows, np.random.default_rng([task.seed, 1]))
     else:
         actor = ControllerBatch(spec.shape, task.params)
-    starts = world.starts[np.asarray(task.starts) % len(world.starts)]
-    steps = run_dreams(world.mdn, actor, starts, task.lanes, spec.tau, spec.done_threshold, task.max_steps,
-                       task.seed)
+    steps = dream_with(world, task, actor)
     return steps.astype(np.float64), steps
+
+
+def dream_with(world: DreamWorld, task: DreamTask, actor) -> np.ndarray:
+    """Steps survived (R,) by the task's R dreams, each row driven by `actor` (run_dreams' act / keep)."""
+    from wm_studio.core.envs.dream import run_dreams
+    spec = world.spec
+    starts = world.starts[np.asarray(task.starts) % len(world.starts)]
+    return run_dreams(world.mdn, actor, starts, task.lanes, spec.tau, spec.done_threshold, task.max_steps,
+                      task.seed)
 
 
 def dream_tasks(params, seeds, max_steps: int, rows_per_task: int | None = None) -> list[DreamTask]:
