@@ -23,7 +23,7 @@ studio: $(VENV)/.installed
 	$(BIN)/wm-studio
 
 test: $(VENV)/.installed-test
-	QT_QPA_PLATFORM=offscreen SDL_VIDEODRIVER=dummy MPLBACKEND=Agg $(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+	QT_QPA_PLATFORM=offscreen SDL_VIDEODRIVER=dummy MPLBACKEND=Agg $(BIN)/python -m pytest -ra --durations=15 $(PYTEST_ARGS)
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test

@@ -16,7 +16,9 @@ WAIT_MS = 20_000
 
 
 def open_window(qtbot, persistent=True):
-    window = MainWindow(pane="evolution", persistent=persistent)
+    # No run opened: the Evolution lab needs none, and loading the bundled model in the other panes only adds
+    # seconds to every test's start and close.
+    window = MainWindow(pane="evolution", persistent=persistent, open_at_start=False)
     qtbot.addWidget(window)
     window.show()
     pane = window.panes["evolution"]
