@@ -11,7 +11,8 @@ from wm_studio.core.models.serialization import load_vae, save_model
 from wm_studio.core.models.vae import ConvVAE
 from wm_studio.core.presets import preset
 from wm_studio.core.runs import Run
-from wm_studio.core.train.encode import encode_frames, model_fingerprint
+from wm_studio.core.files import model_fingerprint
+from wm_studio.core.train.encode import encode_frames
 
 Z, HIDDEN = 8, 16
 ALL_PARTS = ("vae", "mdn", "controller", "rollouts", "latents")

@@ -13,7 +13,7 @@ from wm_studio.core.latent_analysis import dimension_order, kl_per_dimension, pc
 from wm_studio.core.presets import preset
 from wm_studio.core.run_contents import inspect_run, load_frames, load_latents, load_part
 from wm_studio.core.runs import Run
-from wm_studio.core.train.encode import model_fingerprint
+from wm_studio.core.files import model_fingerprint
 
 Z, HIDDEN = 4, 8
 

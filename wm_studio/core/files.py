@@ -6,6 +6,7 @@ process killed mid-write leaves either the old file or the new one, never half o
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -172,3 +173,12 @@ def restore_generator(state: Mapping[str, Any]) -> np.random.Generator:
     except (TypeError, ValueError, KeyError) as exc:
         raise CheckpointError(f"invalid random generator state: {exc}") from None
     return np.random.Generator(bit_generator)
+
+
+def model_fingerprint(path) -> str:
+    """A short hash of a model file: latents, M and C remember which V and M made what they learned from."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]

@@ -277,7 +277,7 @@ def _latents_part(root: Path, z_size, vae: Part) -> Part:
         return Part("latents", folder, "mismatched", f"the latents have z {meta['z_size']} but V has z {z_size}: "
                                                      f"encode the rollouts again (wm-studio train-vae)", info)
     if vae.usable and meta.get("vae"):
-        from wm_studio.core.train.encode import model_fingerprint
+        from wm_studio.core.files import model_fingerprint
         if meta["vae"] != model_fingerprint(vae.path):
             return Part("latents", folder, "stale", f"the latents ({len(files)} files) were encoded by an "
                                                     f"earlier V; the studio uses them as they are", info)

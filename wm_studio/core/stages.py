@@ -110,7 +110,7 @@ def check_settings(stage: str, config: dict) -> None:
 def _encoded(run: Run) -> bool:
     """Every rollout has its latents, written by the V now in models/vae.npz."""
     from wm_studio.core.data.dataset import rollout_files
-    from wm_studio.core.train.encode import model_fingerprint
+    from wm_studio.core.files import model_fingerprint
     if not run.model_path("vae").is_file():
         return False
     fingerprint = model_fingerprint(run.model_path("vae"))
@@ -122,7 +122,18 @@ def _encoded(run: Run) -> bool:
 def _trained(run: Run, stage: str, key: str, wanted: int) -> bool:
     checkpoint = run.latest_checkpoint(stage)
     meta = read_meta(checkpoint) if checkpoint is not None else {}
-    return run.model_path(stage).is_file() and int(meta.get(key, -1)) >= wanted
+    return run.model_path(stage).is_file() and int(meta.get(key, -1)) >= wanted and _made_by_current(run, meta)
+
+
+def _made_by_current(run: Run, meta: dict) -> bool:
+    """False when the checkpoint was trained with a V or M that has been trained again since: not done, so that
+    running the step says so."""
+    from wm_studio.core.files import model_fingerprint
+    for part, fingerprint in (meta.get("made_by") or {}).items():
+        path = run.model_path(part)
+        if path.is_file() and model_fingerprint(path) != fingerprint:
+            return False
+    return True
 
 
 def make_step(run: Run, name: str, device=None, runner_kind: str | None = None, workers: int | None = None,

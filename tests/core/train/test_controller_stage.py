@@ -14,6 +14,9 @@ import pytest
 from wm_studio.cli import main
 from wm_studio.core.errors import CheckpointError, ConfigError
 from wm_studio.core.models.controller import load_controller
+from wm_studio.core.models.mdnrnn import MDNRNN
+from wm_studio.core.models.serialization import save_model
+from wm_studio.core.stages import make_step
 from wm_studio.core.parallel import make_runner
 from wm_studio.core.train.controller_stage import (CSV_COLUMNS, ControllerSettings, csv_path, train_controller)
 
@@ -143,6 +146,20 @@ def test_doom_trains_in_the_dream(tiny_run):
     assert last.rewards.max() > 0
     controller, meta = load_controller(run.model_path("controller"))
     assert controller.shape.game == "doom" and meta["in_dream"] is True and meta["score"] == last.eval_score
+
+
+def test_a_c_evolved_with_an_earlier_m_is_neither_done_nor_resumed(tiny_run):
+    run = tiny_run("doom", episode=10, popsize=4, rollouts=1, generations=1, eval_every=1, eval_rollouts=1,
+                   in_dream=True, max_steps=None)
+    list(train_controller(run, backend="serial"))
+    assert make_step(run, "controller").finished()
+    config = run.config
+    mdn = MDNRNN(config["z_size"], 2, config["hidden"], predict_done=True, seed=2)      # M trained again
+    save_model(run.model_path("mdn"), mdn, mdn.meta())
+    assert not make_step(run, "controller").finished()
+    run.update_config(controller={**config["controller"], "generations": 2})
+    with pytest.raises(CheckpointError, match="evolved with another M .*mv .*checkpoints/controller"):
+        next(train_controller(run, backend="serial"))
 
 
 def test_missing_models_and_unpaid_dreams_are_clear_errors(tiny_run, capsys):

@@ -13,7 +13,11 @@ from wm_studio.core.device import resolve_device
 from wm_studio.core.errors import CheckpointError, ConfigError
 from wm_studio.core.files import load_npz, save_npz
 from wm_studio.core.models.mdnrnn import load_mdn
+from wm_studio.core.models.serialization import save_model
+from wm_studio.core.models.vae import ConvVAE
 from wm_studio.core.runs import Run
+from wm_studio.core.stages import make_step
+from wm_studio.core.files import model_fingerprint
 from wm_studio.core.train.history import stage_history
 from wm_studio.core.train.mdn_stage import MdnSettings, train_mdn
 
@@ -191,6 +195,39 @@ def test_latents_of_another_size_are_refused(tmp_path):
     settings = MdnSettings(Z + 1, A, 16, False)
     with pytest.raises(CheckpointError, match="encode them again"):
         next(train_mdn(run, settings, CPU))
+
+
+def encoded_by(run, vae_seed, files=None):
+    """Write a V (seeded) as the run's model and mark the latents (all, or `files`) as encoded by it."""
+    vae = ConvVAE(Z, seed=vae_seed)
+    save_model(run.model_path("vae"), vae, vae.meta())
+    fingerprint = model_fingerprint(run.model_path("vae"))
+    for path in files if files is not None else sorted(run.latents_dir.glob("*.npz")):
+        arrays, _ = load_npz(path)
+        save_npz(path, arrays, {"vae": fingerprint})
+    return fingerprint
+
+
+def test_an_m_trained_on_an_earlier_vs_latents_is_neither_done_nor_resumed(tmp_path):
+    run = make_run(tmp_path / "run", epochs=1)
+    first_v = encoded_by(run, vae_seed=0)
+    list(train_mdn(run, settings_of(run), CPU))
+    assert make_step(run, "mdn").finished()
+    assert load_npz(run.model_path("mdn"))[1]["made_by"] == {"vae": first_v}
+
+    encoded_by(run, vae_seed=1)          # V trained again, and the rollouts encoded again by it
+    assert not make_step(run, "mdn").finished()
+    with pytest.raises(CheckpointError, match="trained again since.*mv .*checkpoints/mdn .*mdn.old"):
+        next(train_mdn(run, settings_of(run, epochs=2), CPU))
+
+
+def test_latents_of_two_vs_at_once_are_refused(tmp_path):
+    run = make_run(tmp_path / "run")
+    files = sorted(run.latents_dir.glob("*.npz"))
+    encoded_by(run, vae_seed=0, files=files[:3])
+    encoded_by(run, vae_seed=1, files=files[3:])
+    with pytest.raises(CheckpointError, match="2 different V's: finish encoding"):
+        next(train_mdn(run, settings_of(run), CPU))
 
 
 def test_settings_are_checked():

@@ -24,6 +24,8 @@ from wm_studio.core.models.serialization import (copy_into_link, link_shapes, mo
                                                  restore_optimizer, save_model)
 from wm_studio.core.runs import Run
 
+PART_NAMES = {"vae": "V", "mdn": "M"}    # made_by keys, as messages name them
+
 MODEL, OPTIMIZER = "model/", "optimizer/"
 
 
@@ -99,12 +101,15 @@ class StageCheckpoints:
 
     layout: the settings that decide how an epoch is cut into batches (batch size, window length). A checkpoint
     written under another layout or other data resumes at the start of its epoch: its batch index means nothing.
+    made_by: what made the training data ({"vae": fingerprint} for M's latents), recorded in every checkpoint. A
+    checkpoint made from other data (V trained again since) is refused: resuming would mix two latent spaces.
     """
 
     def __init__(self, run: Run, stage: str, model, optimizer, per_epoch: int, layout: Mapping[str, Any],
-                 widths: tuple[int, int], every_s: float):
+                 widths: tuple[int, int], every_s: float, made_by: Mapping[str, Any] | None = None):
         self.run, self.stage, self.model, self.optimizer = run, stage, model, optimizer
         self.per_epoch, self.layout, self.every_s = per_epoch, dict(layout), every_s
+        self.made_by = dict(made_by or {})
         self.history_width, self.heldout_width = widths
         self._written = None        # the (epoch, batch) of the newest checkpoint on disk, once known
 
@@ -122,6 +127,7 @@ class StageCheckpoints:
         if meta.get("model") != model.meta():
             raise CheckpointError(f"{path} holds {model_name} of another shape ({meta.get('model')}) than this "
                                   f"run's settings ({model.meta()}); use another --run folder")
+        self._check_made_by(path, meta.get("made_by") or {}, model_name)
         weights = prefixed(arrays, MODEL)
         check_shapes(path, weights, link_shapes(model))
         copy_into_link(model, weights)
@@ -139,6 +145,18 @@ class StageCheckpoints:
             progress.batch = 0
         return progress
 
+    def _check_made_by(self, path, recorded: Mapping[str, Any], model_name: str) -> None:
+        """A checkpoint from before this record (no made_by) is taken as it is."""
+        changed = [name for name, value in self.made_by.items() if recorded.get(name, value) != value]
+        if changed:
+            parts = ", ".join(f"another {PART_NAMES.get(name, name)}" for name in changed)
+            folder = self.run.checkpoints_dir(self.stage)
+            model_path = self.run.model_path(self.stage)
+            raise CheckpointError(
+                f"{path} holds {model_name} trained on data made by {parts} than the run's data now "
+                f"(it was trained again since): resuming would mix the two. Keep the old one and start afresh: "
+                f"mv {folder} {folder}.old && mv {model_path} {model_path}.old")
+
     def write(self, progress: EpochProgress) -> None:
         model = self.model
         arrays = {f"{MODEL}{name}": value for name, value in model_arrays(model).items()}
@@ -146,9 +164,10 @@ class StageCheckpoints:
         arrays["history"] = progress.history.view()
         arrays["heldout"] = progress.heldout.view()
         meta = {"epoch": progress.epoch, "batch": progress.batch, "batches_per_epoch": self.per_epoch,
-                **self.layout, "rng": generator_state(progress.rng), "model": model.meta()}
+                **self.layout, "rng": generator_state(progress.rng), "model": model.meta(),
+                "made_by": self.made_by}
         self.run.save_checkpoint(self.stage, progress.epoch * self.per_epoch + progress.batch, arrays, meta)
-        save_model(self.run.model_path(self.stage), model, model.meta())
+        save_model(self.run.model_path(self.stage), model, {**model.meta(), "made_by": self.made_by})
         self._written = (progress.epoch, progress.batch)
 
     def write_if_changed(self, progress: EpochProgress) -> None:

@@ -34,7 +34,8 @@ from wm_studio.core.models.controller import Controller, INPUT_MODES, save_contr
 from wm_studio.core.parallel import RUNNERS, make_runner
 from wm_studio.core.presets import GAMES, stage_settings
 from wm_studio.core.runs import Run
-from wm_studio.core.train.checkpointing import prefixed
+from wm_studio.core.train.checkpointing import PART_NAMES, prefixed
+from wm_studio.core.files import model_fingerprint
 from wm_studio.core.train.rollout import DreamEvaluator, GameEvaluator, dream_spec, game_spec
 
 STAGE = "controller"
@@ -301,8 +302,14 @@ def _checkpoint(run: Run, settings: ControllerSettings, state: _State, shape) ->
             arrays[name] = getattr(state, name)
     meta = {"es": es_meta, "rng": generator_state(state.rng), "elapsed": state.elapsed,
             "best_eval": state.best_eval, "best_eval_generation": state.best_eval_generation,
-            "identity": _identity(settings, shape)}
+            "identity": _identity(settings, shape), "made_by": models_made_by(run)}
     run.save_checkpoint(STAGE, state.es.generation, arrays, meta)
+
+
+def models_made_by(run: Run) -> dict[str, str]:
+    """Fingerprints of the V and M that C's rollouts use (those on disk)."""
+    return {part: model_fingerprint(run.model_path(part)) for part in ("vae", "mdn")
+            if run.model_path(part).is_file()}
 
 
 def _restore(run: Run, settings: ControllerSettings, shape) -> _State:
@@ -318,6 +325,13 @@ def _restore(run: Run, settings: ControllerSettings, shape) -> _State:
         raise CheckpointError(f"{path} belongs to another controller training ({meta.get('identity')}) than these "
                               f"settings ({_identity(settings, shape)}); use another --run folder, or delete "
                               f"{run.checkpoints_dir(STAGE)} to start C over")
+    changed = [PART_NAMES[part] for part, value in models_made_by(run).items()
+               if (meta.get("made_by") or {}).get(part, value) != value]
+    if changed:
+        folder = run.checkpoints_dir(STAGE)
+        raise CheckpointError(f"{path} was evolved with another {' and '.join(changed)} than the run's now (trained "
+                              f"again since): its search means nothing for them. Keep it and start C afresh: "
+                              f"mv {folder} {folder}.old")
     try:
         es = engine.from_state(prefixed(arrays, "es/"), meta["es"], source=str(path), n=shape.n_params)
         state = _State(es=es, rng=restore_generator(meta["rng"]), elapsed=float(meta["elapsed"]),

@@ -7,7 +7,6 @@ wrote. Files are written atomically: a kill leaves no half-written latent file b
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Iterator
@@ -18,7 +17,7 @@ import numpy as np
 from wm_studio.core.device import Device, to_numpy
 from wm_studio.core.envs.preprocess import frames_to_input
 from wm_studio.core.errors import CheckpointError
-from wm_studio.core.files import load_npz, save_npz
+from wm_studio.core.files import load_npz, model_fingerprint, save_npz
 from wm_studio.core.models.serialization import load_vae
 from wm_studio.core.runs import Run
 from wm_studio.core.train.vae_stage import rollout_files_of
@@ -38,15 +37,6 @@ class EncodeSnapshot:
 
     def summary(self) -> str:
         return f"{self.encoded} encoded, {self.skipped} already done, {self.frames} frames ({self.last})"
-
-
-def model_fingerprint(path) -> str:
-    """A short hash of a model file: latents remember which V made them."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
 
 
 def encode_frames(model, frames: np.ndarray, xp, batch_size: int) -> tuple[np.ndarray, np.ndarray]:

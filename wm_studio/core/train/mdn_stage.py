@@ -24,6 +24,7 @@ import numpy as np
 from wm_studio.core.device import Device, to_numpy
 from wm_studio.core.data.dataset import SequenceDataset, run_data_files, split_holdout
 from wm_studio.core.errors import CheckpointError, ConfigError
+from wm_studio.core.files import read_meta
 from wm_studio.core.models.mdnrnn import MDNRNN, Mixture, mixture_mean
 from wm_studio.core.presets import stage_settings
 from wm_studio.core.runs import Run
@@ -112,6 +113,16 @@ def latent_files_of(run: Run) -> list:
     return run_data_files(run, "latents")
 
 
+def latents_made_by(run: Run, files) -> dict[str, str]:
+    """{"vae": fingerprint} of the V that encoded every latent file ({} for latents that do not say); latents of
+    two V's at once (an encoding left half done after V trained again) are refused."""
+    fingerprints = {read_meta(path).get("vae") for path in files} - {None}
+    if len(fingerprints) > 1:
+        raise CheckpointError(f"the latents in {run.latents_dir} were encoded by {len(fingerprints)} different V's: "
+                              f"finish encoding with the newest V first (`wm-studio train-vae --run {run.root}`)")
+    return {"vae": fingerprints.pop()} if fingerprints else {}
+
+
 def train_mdn(run: Run, settings: MdnSettings, device: Device) -> Iterator[MdnSnapshot]:
     """Train M on the run's latents, yielding a snapshot after every batch; resumes from the newest checkpoint."""
     train_files, heldout_files = split_holdout(latent_files_of(run), settings.holdout, settings.seed)
@@ -132,7 +143,8 @@ def train_mdn(run: Run, settings: MdnSettings, device: Device) -> Iterator[MdnSn
     optimizer.add_hook(chainer.optimizer_hooks.GradientClipping(settings.grad_clip))
     checkpoints = StageCheckpoints(run, STAGE, model, optimizer, data.batches_per_epoch(),
                                    {"batch_size": settings.batch_size, "seq_len": settings.seq_len},
-                                   (3, len(HELDOUT_COLUMNS)), settings.checkpoint_every_s)
+                                   (3, len(HELDOUT_COLUMNS)), settings.checkpoint_every_s,
+                                   made_by=latents_made_by(run, train_files + heldout_files))
     progress = checkpoints.restore(settings.seed, "an M")
     xp = device.xp
     window = (np.zeros((0, PREDICTION_DIMS), np.float32),) * 2
