@@ -129,11 +129,10 @@ def _made_by_current(run: Run, meta: dict) -> bool:
     """False when the checkpoint was trained with a V or M that has been trained again since: not done, so that
     running the step says so."""
     from wm_studio.core.files import model_fingerprint
-    for part, fingerprint in (meta.get("made_by") or {}).items():
-        path = run.model_path(part)
-        if path.is_file() and model_fingerprint(path) != fingerprint:
-            return False
-    return True
+    from wm_studio.core.train.checkpointing import changed_parts
+    recorded = meta.get("made_by") or {}
+    on_disk = {part: model_fingerprint(run.model_path(part)) for part in recorded if run.model_path(part).is_file()}
+    return not changed_parts(recorded, on_disk)
 
 
 def make_step(run: Run, name: str, device=None, runner_kind: str | None = None, workers: int | None = None,

@@ -16,8 +16,8 @@ from wm_studio.core.errors import CheckpointError, ConfigError
 from wm_studio.core.models.controller import load_controller
 from wm_studio.core.models.mdnrnn import MDNRNN
 from wm_studio.core.models.serialization import save_model
-from wm_studio.core.stages import make_step
 from wm_studio.core.parallel import make_runner
+from wm_studio.core.stages import make_step
 from wm_studio.core.train.controller_stage import (CSV_COLUMNS, ControllerSettings, csv_path, train_controller)
 
 TINY = dict(popsize=6, rollouts=2, generations=2, eval_every=2, eval_rollouts=2, max_steps=None,

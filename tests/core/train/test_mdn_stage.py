@@ -11,13 +11,12 @@ import pytest
 from wm_studio.cli import main
 from wm_studio.core.device import resolve_device
 from wm_studio.core.errors import CheckpointError, ConfigError
-from wm_studio.core.files import load_npz, save_npz
+from wm_studio.core.files import load_npz, model_fingerprint, save_npz
 from wm_studio.core.models.mdnrnn import load_mdn
 from wm_studio.core.models.serialization import save_model
 from wm_studio.core.models.vae import ConvVAE
 from wm_studio.core.runs import Run
 from wm_studio.core.stages import make_step
-from wm_studio.core.files import model_fingerprint
 from wm_studio.core.train.history import stage_history
 from wm_studio.core.train.mdn_stage import MdnSettings, train_mdn
 

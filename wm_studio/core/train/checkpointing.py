@@ -26,6 +26,12 @@ from wm_studio.core.runs import Run
 
 PART_NAMES = {"vae": "V", "mdn": "M"}    # made_by keys, as messages name them
 
+
+def changed_parts(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """The names (V, M) of the parts whose fingerprint now differs from the recorded one; a record that lacks a
+    part (written before these records) counts it as unchanged."""
+    return [PART_NAMES.get(part, part) for part, value in current.items() if recorded.get(part, value) != value]
+
 MODEL, OPTIMIZER = "model/", "optimizer/"
 
 
@@ -147,9 +153,9 @@ class StageCheckpoints:
 
     def _check_made_by(self, path, recorded: Mapping[str, Any], model_name: str) -> None:
         """A checkpoint from before this record (no made_by) is taken as it is."""
-        changed = [name for name, value in self.made_by.items() if recorded.get(name, value) != value]
+        changed = changed_parts(recorded, self.made_by)
         if changed:
-            parts = ", ".join(f"another {PART_NAMES.get(name, name)}" for name in changed)
+            parts = ", ".join(f"another {name}" for name in changed)
             folder = self.run.checkpoints_dir(self.stage)
             model_path = self.run.model_path(self.stage)
             raise CheckpointError(

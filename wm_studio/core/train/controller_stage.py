@@ -29,13 +29,12 @@ import numpy as np
 from wm_studio.core.errors import CheckpointError, ConfigError
 from wm_studio.core.es import CMAES, SepCMAES
 from wm_studio.core.es.projection import Projection, project
-from wm_studio.core.files import atomic_write, generator_state, restore_generator
+from wm_studio.core.files import atomic_write, generator_state, model_fingerprint, restore_generator
 from wm_studio.core.models.controller import Controller, INPUT_MODES, save_controller
 from wm_studio.core.parallel import RUNNERS, make_runner
 from wm_studio.core.presets import GAMES, stage_settings
 from wm_studio.core.runs import Run
-from wm_studio.core.train.checkpointing import PART_NAMES, prefixed
-from wm_studio.core.files import model_fingerprint
+from wm_studio.core.train.checkpointing import changed_parts, prefixed
 from wm_studio.core.train.rollout import DreamEvaluator, GameEvaluator, dream_spec, game_spec
 
 STAGE = "controller"
@@ -160,6 +159,7 @@ class _State:
     population: np.ndarray | None = None
     rewards: np.ndarray | None = None
     fitness: np.ndarray | None = None
+    made_by: dict = field(default_factory=dict)   # fingerprints of the V and M this search is evolved with
 
 
 def make_evaluator(run: Run, settings: ControllerSettings, runner):
@@ -302,7 +302,7 @@ def _checkpoint(run: Run, settings: ControllerSettings, state: _State, shape) ->
             arrays[name] = getattr(state, name)
     meta = {"es": es_meta, "rng": generator_state(state.rng), "elapsed": state.elapsed,
             "best_eval": state.best_eval, "best_eval_generation": state.best_eval_generation,
-            "identity": _identity(settings, shape), "made_by": models_made_by(run)}
+            "identity": _identity(settings, shape), "made_by": state.made_by}
     run.save_checkpoint(STAGE, state.es.generation, arrays, meta)
 
 
@@ -318,15 +318,15 @@ def _restore(run: Run, settings: ControllerSettings, shape) -> _State:
     if loaded is None:
         es = engine(np.full(shape.n_params, settings.x0), settings.sigma0, popsize=settings.popsize,
                     mu=settings.mu, seed=settings.seed)
-        return _State(es=es, rng=np.random.default_rng([settings.seed, 1]))
+        return _State(es=es, rng=np.random.default_rng([settings.seed, 1]), made_by=models_made_by(run))
     arrays, meta = loaded
     path = run.latest_checkpoint(STAGE)
     if meta.get("identity") != _identity(settings, shape):
         raise CheckpointError(f"{path} belongs to another controller training ({meta.get('identity')}) than these "
                               f"settings ({_identity(settings, shape)}); use another --run folder, or delete "
                               f"{run.checkpoints_dir(STAGE)} to start C over")
-    changed = [PART_NAMES[part] for part, value in models_made_by(run).items()
-               if (meta.get("made_by") or {}).get(part, value) != value]
+    made_by = models_made_by(run)
+    changed = changed_parts(meta.get("made_by") or {}, made_by)
     if changed:
         folder = run.checkpoints_dir(STAGE)
         raise CheckpointError(f"{path} was evolved with another {' and '.join(changed)} than the run's now (trained "
@@ -338,7 +338,7 @@ def _restore(run: Run, settings: ControllerSettings, shape) -> _State:
                        best_eval=meta["best_eval"], best_eval_generation=meta["best_eval_generation"],
                        history=arrays["history"].tolist(), evals=arrays["evals"].tolist(),
                        population=arrays.get("population"), rewards=arrays.get("rewards"),
-                       fitness=arrays.get("fitness"))
+                       fitness=arrays.get("fitness"), made_by=made_by)
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path} lacks part of the training state ({exc}); delete it to start over") from None
     return state
